@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("streamgate-bench: scenarios land with the benchmark issue");
+}

@@ -1,0 +1,128 @@
+//! [`Verifier`]: checks signature, algorithm, time claims, issuer, audience and the
+//! identity claim, locally.
+
+use super::identity::identity_from_claim;
+use super::{is_hmac, parse_algorithm, AuthError, InvalidReason, Principal, PublicKey};
+use crate::config::AuthConfig;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Verifies client tokens. Built once from `auth:`; `verify` never does I/O.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    identity_claim: String,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("identity_claim", &self.identity_claim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier from a validated `auth:` section.
+    pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
+        let (key, supported) =
+            if let Some(secret) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+                let key = DecodingKey::from_secret(secret.as_bytes());
+                (
+                    key,
+                    vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+                )
+            } else if let Some(path) = cfg.jwt_public_key.as_deref().filter(|s| !s.is_empty()) {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+                let pk = PublicKey::from_pem(&pem)
+                    .map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+                (pk.key, pk.algorithms)
+            } else {
+                return Err("auth: no jwt_secret or jwt_public_key".into());
+            };
+        let algorithms = if cfg.algorithms.is_empty() {
+            supported
+        } else {
+            let chosen: Vec<Algorithm> = cfg
+                .algorithms
+                .iter()
+                .map(|a| parse_algorithm(a))
+                .collect::<Result<_, _>>()?;
+            let secret_key = supported.iter().copied().all(is_hmac);
+            if chosen.iter().any(|a| is_hmac(*a) != secret_key) {
+                return Err("auth.algorithms: an algorithm does not fit the key type".into());
+            }
+            chosen
+        };
+        Ok(Self {
+            key,
+            validation: validation(cfg, algorithms),
+            identity_claim: cfg.identity_claim.clone(),
+        })
+    }
+
+    /// Verifies `token` and derives the [`Principal`]. Failures carry a bounded reason.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(classify(e.kind())))?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(invalid(InvalidReason::Algorithm));
+        }
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+            .map_err(|e| invalid(classify(e.kind())))?;
+        let claims = data.claims;
+        let identity = claims
+            .get(&self.identity_claim)
+            .and_then(identity_from_claim)
+            .ok_or(invalid(InvalidReason::Identity))?;
+        let expires_at = claims.get("exp").and_then(Value::as_u64);
+        Ok(Principal {
+            identity: identity.into(),
+            expires_at,
+            claims: Arc::new(claims),
+        })
+    }
+}
+
+fn validation(cfg: &AuthConfig, algorithms: Vec<Algorithm>) -> Validation {
+    let mut v = Validation::new(algorithms[0]);
+    v.algorithms = algorithms;
+    v.leeway = cfg.leeway_seconds;
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.required_spec_claims.clear();
+    if cfg.require_expiry {
+        v.required_spec_claims.insert("exp".into());
+    }
+    match cfg.expected_issuer.as_deref().filter(|s| !s.is_empty()) {
+        Some(iss) => v.set_issuer(&[iss]),
+        None => v.iss = None,
+    }
+    match cfg.expected_audience.as_deref().filter(|s| !s.is_empty()) {
+        Some(aud) => v.set_audience(&[aud]),
+        None => v.validate_aud = false,
+    }
+    v
+}
+
+fn invalid(reason: InvalidReason) -> AuthError {
+    AuthError::Invalid(reason)
+}
+
+fn classify(kind: &ErrorKind) -> InvalidReason {
+    match kind {
+        ErrorKind::InvalidSignature => InvalidReason::Signature,
+        ErrorKind::ExpiredSignature => InvalidReason::Expired,
+        ErrorKind::ImmatureSignature => InvalidReason::NotYetValid,
+        ErrorKind::InvalidIssuer => InvalidReason::Issuer,
+        ErrorKind::InvalidAudience => InvalidReason::Audience,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => InvalidReason::Algorithm,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => InvalidReason::MissingExpiry,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => InvalidReason::Issuer,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => InvalidReason::Audience,
+        _ => InvalidReason::Malformed,
+    }
+}

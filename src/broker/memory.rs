@@ -1,0 +1,101 @@
+//! The embedded broker: one process, no network. Publishing calls the sink directly.
+
+use super::{glob_match, Broker, BrokerError, Sink, Slot};
+use crate::telemetry::Metrics;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// In-process broker: always ready, leases are plain counters.
+pub struct MemoryBroker {
+    patterns: Vec<String>,
+    sink: Sink,
+    leases: Mutex<HashMap<String, HashSet<String>>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl MemoryBroker {
+    /// A broker whose subscription is `patterns`, delivering into `sink`.
+    pub fn new(patterns: Vec<String>, sink: Sink, metrics: Arc<Metrics>) -> Self {
+        metrics.broker_connected(true);
+        Self {
+            patterns,
+            sink,
+            leases: Mutex::new(HashMap::new()),
+            ready: tokio::sync::watch::Sender::new(true),
+        }
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn watch_ready(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
+        if self.patterns.iter().any(|p| glob_match(p, topic)) {
+            (self.sink)(topic, payload);
+        }
+        Ok(())
+    }
+
+    async fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        _ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        // Lock held for the check-and-insert only; no await inside.
+        let mut leases = self.leases();
+        let full = slots
+            .iter()
+            .any(|s| s.limit > 0 && leases.get(&s.key).map_or(0, HashSet::len) as u64 >= s.limit);
+        if full {
+            return Ok(false);
+        }
+        for slot in slots {
+            leases
+                .entry(slot.key.clone())
+                .or_default()
+                .insert(holder.to_string());
+        }
+        Ok(true)
+    }
+
+    async fn refresh(
+        &self,
+        _leases: &[(String, String)],
+        _ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    async fn release(&self, leases: &[(String, String)]) -> Result<(), BrokerError> {
+        // Lock held for the removals only; no await inside.
+        let mut map = self.leases();
+        for (key, holder) in leases {
+            if let Some(set) = map.get_mut(key) {
+                set.remove(holder);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+}

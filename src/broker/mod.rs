@@ -1,0 +1,88 @@
+//! The broker: the only door to shared state.
+//!
+//! Every node holds exactly one subscription (a set of glob patterns such as
+//! `streams:*`) whose messages go to a [`Sink`] (the hub). Publishing, readiness
+//! and connection-limit leases go through [`Broker`]. Implementations:
+//! [`MemoryBroker`] (one process, the default) and [`RedisBroker`] (many nodes).
+//! Both pass the same conformance suite (`conformance.rs`).
+
+mod error;
+mod memory;
+mod pattern;
+mod redis;
+
+#[cfg(test)]
+mod conformance;
+
+pub use error::BrokerError;
+pub use memory::MemoryBroker;
+pub use pattern::glob_match;
+pub use redis::RedisBroker;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receives every message matching the node's subscription patterns.
+pub type Sink = Arc<dyn Fn(&str, Bytes) + Send + Sync>;
+
+/// One counted slot a connection wants: `key` may hold at most `limit` leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Counter key, e.g. `conns:identity:42` (the broker adds its namespace).
+    pub key: String,
+    /// Leases allowed at once on `key`.
+    pub limit: u64,
+}
+
+/// Shared pub/sub and global state.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Short name for logs and `/ready` (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+
+    /// True while this node's subscription is live and publishes can go out.
+    fn is_ready(&self) -> bool;
+
+    /// Resolves when readiness changes (for tests and health reporting).
+    fn watch_ready(&self) -> tokio::sync::watch::Receiver<bool>;
+
+    /// Publishes `payload` on `topic` to every node.
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError>;
+
+    /// Takes one lease named `holder` on every slot, all or nothing. `Ok(false)` when
+    /// any slot is full. Leases expire after `ttl` unless refreshed, so a node that
+    /// dies does not hold its counts forever.
+    async fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError>;
+
+    /// Extends the leases `(key, holder)` by `ttl` from now.
+    async fn refresh(&self, leases: &[(String, String)], ttl: Duration) -> Result<(), BrokerError>;
+
+    /// Returns the leases `(key, holder)`.
+    async fn release(&self, leases: &[(String, String)]) -> Result<(), BrokerError>;
+}
+
+/// Builds the configured broker and starts its subscription to `patterns`.
+pub fn from_config(
+    cfg: &crate::config::BrokerConfig,
+    patterns: Vec<String>,
+    sink: Sink,
+    metrics: Arc<crate::telemetry::Metrics>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Arc<dyn Broker>, BrokerError> {
+    match cfg.kind {
+        crate::config::BrokerKind::Memory => {
+            Ok(Arc::new(MemoryBroker::new(patterns, sink, metrics)))
+        }
+        crate::config::BrokerKind::Redis => {
+            let broker = RedisBroker::start(&cfg.redis, patterns, sink, metrics, shutdown)?;
+            Ok(Arc::new(broker))
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The Redis broker: one pattern subscription per node, a shared multiplexed
+//! connection for publishes and leases, reconnection with capped backoff.
+
+use super::{Broker, BrokerError, Sink, Slot};
+use crate::config::RedisConfig;
+use crate::telemetry::Metrics;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, IntoConnectionInfo, Script};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Namespace of every key streamgate writes.
+const KEY_PREFIX: &str = "streamgate:";
+/// First reconnect delay; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Leases refreshed per script call.
+const REFRESH_CHUNK: usize = 500;
+
+/// Takes a lease on every key if none is full. KEYS = slot keys;
+/// ARGV = holder, ttl_ms, limit per key. Uses the Redis clock so nodes agree.
+const ACQUIRE_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local limit = tonumber(ARGV[i + 2])
+  if limit > 0 and redis.call('ZCARD', key) >= limit then
+    return 0
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1
+"#;
+
+/// Extends leases that still exist. KEYS = keys; ARGV = ttl_ms, holder per key.
+const REFRESH_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1
+"#;
+
+/// Broker over one Redis server shared by every node.
+pub struct RedisBroker {
+    conn: ConnectionManager,
+    ready: watch::Sender<bool>,
+    acquire: Script,
+    refresh: Script,
+}
+
+impl RedisBroker {
+    /// Connects lazily and starts the subscription task; never fails because Redis is
+    /// down (the node starts not ready and keeps retrying).
+    pub fn start(
+        cfg: &RedisConfig,
+        patterns: Vec<String>,
+        sink: Sink,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BrokerError> {
+        let client = client(cfg)?;
+        let manager_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_cfg)?;
+        let ready = watch::Sender::new(false);
+        let task = Subscriber {
+            client,
+            patterns,
+            sink,
+            metrics,
+            ready: ready.clone(),
+        };
+        tokio::spawn(task.run(shutdown));
+        Ok(Self {
+            conn,
+            ready,
+            acquire: Script::new(ACQUIRE_LUA),
+            refresh: Script::new(REFRESH_LUA),
+        })
+    }
+}
+
+fn client(cfg: &RedisConfig) -> Result<Client, BrokerError> {
+    let mut info = cfg
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| BrokerError::Config(format!("broker.redis.url: {e}")))?;
+    let mut redis_info = info.redis_settings().clone();
+    if let Some(password) = cfg.password.as_deref().filter(|p| !p.is_empty()) {
+        redis_info = redis_info.set_password(password);
+    }
+    if cfg.db != 0 {
+        redis_info = redis_info.set_db(cfg.db);
+    }
+    info = info.set_redis_settings(redis_info);
+    Client::open(info).map_err(|e| BrokerError::Config(format!("broker.redis.url: {e}")))
+}
+
+fn key(name: &str) -> String {
+    format!("{KEY_PREFIX}{name}")
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    fn watch_ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _receivers: i64 = ::redis::cmd("PUBLISH")
+            .arg(topic)
+            .arg(payload.as_ref())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        let mut invocation = self.acquire.prepare_invoke();
+        for slot in slots {
+            invocation.key(key(&slot.key));
+        }
+        invocation.arg(holder).arg(ttl.as_millis() as u64);
+        for slot in slots {
+            invocation.arg(slot.limit);
+        }
+        let mut conn = self.conn.clone();
+        let granted: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(granted == 1)
+    }
+
+    async fn refresh(&self, leases: &[(String, String)], ttl: Duration) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        for chunk in leases.chunks(REFRESH_CHUNK) {
+            let mut invocation = self.refresh.prepare_invoke();
+            invocation.arg(ttl.as_millis() as u64);
+            for (name, holder) in chunk {
+                invocation.key(key(name)).arg(holder);
+            }
+            let _: i64 = invocation.invoke_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, leases: &[(String, String)]) -> Result<(), BrokerError> {
+        let mut pipe = ::redis::pipe();
+        for (name, holder) in leases {
+            pipe.cmd("ZREM").arg(key(name)).arg(holder).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// The node's single pub/sub connection and its reconnect loop.
+struct Subscriber {
+    client: Client,
+    patterns: Vec<String>,
+    sink: Sink,
+    metrics: Arc<Metrics>,
+    ready: watch::Sender<bool>,
+}
+
+impl Subscriber {
+    async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = MIN_BACKOFF;
+        let mut lost_once = false;
+        loop {
+            let session = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = self.session(&mut backoff, lost_once) => result,
+            };
+            self.set_ready(false);
+            if let Err(e) = session {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "redis subscription lost");
+            }
+            lost_once = true;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Connects, subscribes, then forwards messages until the connection ends.
+    async fn session(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
+        let mut pubsub =
+            tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
+                .await
+                .map_err(|_| BrokerError::NotConnected)??;
+        for pattern in &self.patterns {
+            pubsub.psubscribe(pattern).await?;
+        }
+        *backoff = MIN_BACKOFF;
+        if lost_once {
+            self.metrics.broker_reconnect();
+            tracing::info!("redis subscription restored");
+        } else {
+            tracing::info!(patterns = ?self.patterns, "redis subscription live");
+        }
+        self.set_ready(true);
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
+            (self.sink)(msg.get_channel_name(), payload);
+        }
+        Err(BrokerError::NotConnected)
+    }
+
+    fn set_ready(&self, up: bool) {
+        self.metrics.broker_connected(up);
+        self.ready.send_replace(up);
+    }
+}

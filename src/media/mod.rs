@@ -1,0 +1,2 @@
+//! Media proxy (reserved): authenticated byte-range streaming to allowlisted origins
+//! with an SSRF guard and HLS/DASH manifest rewriting.

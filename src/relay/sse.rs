@@ -1,0 +1,120 @@
+//! `GET /events`: the SSE transport. Owns SSE framing, heartbeats, expiry and the
+//! shutdown event; message bytes come pre-encoded from the shared [`Frame`].
+//!
+//! [`Frame`]: crate::hub::Frame
+
+use super::admission::{admit, Admitted};
+use super::{expiry, RelayError};
+use crate::auth::Principal;
+use crate::hub::encode_sse;
+use crate::server::AppState;
+use crate::telemetry::Transport;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Interval, Sleep};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+/// Opens an SSE stream for the caller's identity.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Response, RelayError> {
+    let admitted = admit(&state, principal, Transport::Sse).await?;
+    let stream = SseStream::new(&state, admitted);
+    let body = Body::from_stream(futures_util::stream::unfold(stream, SseStream::next_chunk));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Where the stream is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The `connected` event has not been sent yet.
+    Opening,
+    /// Relaying messages and heartbeats.
+    Live,
+    /// The last event was sent; the stream ends.
+    Ended,
+}
+
+/// State of one SSE connection, advanced one chunk at a time.
+struct SseStream {
+    admitted: Admitted,
+    phase: Phase,
+    heartbeat: Interval,
+    expiry: Option<Pin<Box<Sleep>>>,
+    shutdown: CancellationToken,
+    _tracked: TaskTrackerToken,
+}
+
+impl SseStream {
+    fn new(state: &Arc<AppState>, admitted: Admitted) -> Self {
+        let period = Duration::from_secs(state.config.relay.heartbeat_seconds);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let deadline = expiry::deadline(
+            admitted.principal.expires_at,
+            state.config.auth.leeway_seconds,
+        );
+        Self {
+            admitted,
+            phase: Phase::Opening,
+            heartbeat,
+            expiry: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            shutdown: state.shutdown.clone(),
+            _tracked: state.tracker.token(),
+        }
+    }
+
+    /// The next chunk of the response body, or `None` to end it.
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        let chunk = match self.phase {
+            Phase::Ended => return None,
+            Phase::Opening => {
+                self.phase = Phase::Live;
+                let data = serde_json::json!({ "identity": &*self.admitted.principal.identity });
+                encode_sse("connected", data.to_string().as_bytes())
+            }
+            Phase::Live => self.live_chunk().await?,
+        };
+        Some((Ok(chunk), self))
+    }
+
+    async fn live_chunk(&mut self) -> Option<Bytes> {
+        let expiry = async {
+            match self.expiry.as_mut() {
+                Some(sleep) => sleep.as_mut().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => {
+                self.phase = Phase::Ended;
+                Some(encode_sse("shutdown", b"{}"))
+            }
+            _ = expiry => {
+                self.phase = Phase::Ended;
+                Some(encode_sse("auth_expired", b"{}"))
+            }
+            // `None`: the hub dropped this slow consumer; the stream ends.
+            frame = self.admitted.subscription.recv() => frame.map(|f| f.sse()),
+            _ = self.heartbeat.tick() => Some(encode_sse("heartbeat", b"{}")),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! [`AppState`]: everything a handler may use, built once from config.
+
+use crate::auth::{AuthState, Verifier};
+use crate::broker::{self, Broker};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::limits::ConnectionLimiter;
+use crate::telemetry::Metrics;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every request of every job.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Client token verification.
+    pub verifier: Verifier,
+    /// Pub/sub and global state.
+    pub broker: Arc<dyn Broker>,
+    /// Per-node fan-out.
+    pub hub: Arc<Hub>,
+    /// Global connection limits.
+    pub limiter: Arc<ConnectionLimiter>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Tracks long-lived connection tasks for the shutdown drain.
+    pub tracker: TaskTracker,
+    /// Process start, for `/stats` uptime.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Builds state and starts the broker subscription. The config must be valid.
+    pub fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Arc<Self>> {
+        let metrics = Arc::new(Metrics::new());
+        let verifier = Verifier::from_config(&config.auth).map_err(anyhow::Error::msg)?;
+        let hub = Hub::new(metrics.clone());
+        let patterns = subscription_patterns(&config);
+        let sink_hub = hub.clone();
+        let sink: broker::Sink = Arc::new(move |topic, payload| {
+            sink_hub.dispatch(topic, payload);
+        });
+        let broker = broker::from_config(
+            &config.broker,
+            patterns,
+            sink,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+        let limiter = ConnectionLimiter::new(
+            broker.clone(),
+            metrics.clone(),
+            config.server.max_connections_total,
+            config.server.max_connections_per_identity,
+            Duration::from_secs(config.server.connection_lease_seconds),
+            shutdown.clone(),
+        );
+        Ok(Arc::new(Self {
+            config: Arc::new(config),
+            verifier,
+            broker,
+            hub,
+            limiter,
+            metrics,
+            shutdown,
+            tracker: TaskTracker::new(),
+            started: Instant::now(),
+        }))
+    }
+}
+
+/// The node's one subscription: every enabled job's topic patterns.
+fn subscription_patterns(config: &Config) -> Vec<String> {
+    let mut patterns = Vec::new();
+    if config.relay.enabled {
+        patterns.push(format!("{}:*", config.relay.channel_prefix));
+    }
+    patterns
+}
+
+impl AuthState for AppState {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
