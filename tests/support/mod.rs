@@ -1,0 +1,56 @@
+//! Test support: real processes on free ports, the server in-process, and real
+//! SSE/WebSocket clients. Every helper awaits events with a deadline; none sleeps
+//! to synchronise.
+
+#![allow(dead_code, unused_imports)]
+
+pub mod clients;
+pub mod redis;
+pub mod server;
+
+pub use clients::{SseClient, SseEvent, WsClient};
+pub use redis::Redis;
+pub use server::{base_config, token, token_with, TestServer, API_KEY, SECRET};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Generous deadline for anything a busy 2-core CI machine must do.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Polls `check` until it returns true or [`DEADLINE`] passes (then panics with `what`).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads one metric value (sum over label sets matching `labels`) from `/metrics`.
+pub async fn metric(base: &str, name: &str, labels: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{')))
+        .filter(|l| labels.is_empty() || l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
