@@ -67,7 +67,8 @@ impl Verifier {
 
     /// Verifies `token` and derives the [`Principal`]. Failures carry a bounded reason.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(classify(e.kind())))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| invalid(header_failure(token)))?;
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(invalid(InvalidReason::Algorithm));
         }
@@ -98,14 +99,41 @@ fn validation(cfg: &AuthConfig, algorithms: Vec<Algorithm>) -> Validation {
         v.required_spec_claims.insert("exp".into());
     }
     match cfg.expected_issuer.as_deref().filter(|s| !s.is_empty()) {
-        Some(iss) => v.set_issuer(&[iss]),
+        Some(iss) => {
+            // Required too: a token without `iss` must not pass an issuer check.
+            v.set_issuer(&[iss]);
+            v.required_spec_claims.insert("iss".into());
+        }
         None => v.iss = None,
     }
     match cfg.expected_audience.as_deref().filter(|s| !s.is_empty()) {
-        Some(aud) => v.set_audience(&[aud]),
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            v.required_spec_claims.insert("aud".into());
+        }
         None => v.validate_aud = false,
     }
     v
+}
+
+/// Why a header did not parse: an `alg` outside what we support (`none`, say) is an
+/// algorithm refusal; anything else is malformed.
+fn header_failure(token: &str) -> InvalidReason {
+    use base64::Engine;
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+        .and_then(|h| h.get("alg").map(Value::is_string));
+    match alg {
+        Some(true) => InvalidReason::Algorithm,
+        _ => InvalidReason::Malformed,
+    }
 }
 
 fn invalid(reason: InvalidReason) -> AuthError {
