@@ -11,8 +11,8 @@ mod memory;
 mod pattern;
 mod redis;
 
-#[cfg(test)]
-mod conformance;
+#[doc(hidden)]
+pub mod conformance;
 
 pub use error::BrokerError;
 pub use memory::MemoryBroker;
