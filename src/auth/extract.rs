@@ -20,10 +20,7 @@ where
 {
     type Rejection = AuthError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<S>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Self::Rejection> {
         let result = match token_source::from_parts(parts) {
             None => Err(AuthError::Missing),
             Some(token) => state.verifier().verify(&token),

@@ -10,10 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const SECRET: &str = "unit-test-secret-0123456789abcdef0123";
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn config() -> AuthConfig {
@@ -26,12 +23,7 @@ fn config() -> AuthConfig {
 }
 
 fn sign(alg: Algorithm, secret: &str, claims: Value) -> String {
-    encode(
-        &Header::new(alg),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 fn good_claims() -> Value {
@@ -64,102 +56,58 @@ fn rejections_carry_their_reason() {
         ("two parts", "a.b".into(), R::Malformed),
         (
             "wrong secret",
-            sign(
-                Algorithm::HS256,
-                "another-secret-0123456789abcdef01234",
-                good_claims(),
-            ),
+            sign(Algorithm::HS256, "another-secret-0123456789abcdef01234", good_claims()),
             R::Signature,
         ),
         ("alg none", unsigned(&good_claims()), R::Algorithm),
         (
             "expired",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "exp", json!(now() - 10)),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "exp", json!(now() - 10))),
             R::Expired,
         ),
         (
             "not yet valid",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "nbf", json!(now() + 60)),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "nbf", json!(now() + 60))),
             R::NotYetValid,
         ),
         (
             "no exp",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "exp", Value::Null),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "exp", Value::Null)),
             R::MissingExpiry,
         ),
         (
             "wrong issuer",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "iss", json!("evil")),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "iss", json!("evil"))),
             R::Issuer,
         ),
         (
             "no issuer",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "iss", Value::Null),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "iss", Value::Null)),
             R::Issuer,
         ),
         (
             "wrong audience",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "aud", json!("other")),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "aud", json!("other"))),
             R::Audience,
         ),
         (
             "no identity",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "sub", Value::Null),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "sub", Value::Null)),
             R::Identity,
         ),
         (
             "identity with colon",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "sub", json!("a:b")),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "sub", json!("a:b"))),
             R::Identity,
         ),
         (
             "identity with star",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "sub", json!("*")),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "sub", json!("*"))),
             R::Identity,
         ),
         (
             "empty identity",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "sub", json!("")),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "sub", json!(""))),
             R::Identity,
         ),
         (
@@ -173,11 +121,7 @@ fn rejections_carry_their_reason() {
         ),
         (
             "float identity",
-            sign(
-                Algorithm::HS256,
-                SECRET,
-                with(good_claims(), "sub", json!(4.5)),
-            ),
+            sign(Algorithm::HS256, SECRET, with(good_claims(), "sub", json!(4.5))),
             R::Identity,
         ),
     ];
@@ -202,11 +146,7 @@ fn accepted_tokens_yield_the_identity() {
             with(good_claims(), "sub", json!("user.name_1-x")),
             "user.name_1-x",
         ),
-        (
-            "128 characters",
-            with(good_claims(), "sub", json!(long)),
-            &long,
-        ),
+        ("128 characters", with(good_claims(), "sub", json!(long)), &long),
         (
             "audience list",
             with(good_claims(), "aud", json!(["x", "streamgate"])),
@@ -236,18 +176,12 @@ fn configured_algorithms_restrict_the_set() {
         verifier.verify(&hs256).unwrap_err(),
         AuthError::Invalid(InvalidReason::Algorithm)
     );
-    assert!(verifier
-        .verify(&sign(Algorithm::HS512, SECRET, good_claims()))
-        .is_ok());
+    assert!(verifier.verify(&sign(Algorithm::HS512, SECRET, good_claims())).is_ok());
 }
 
 #[test]
 fn leeway_admits_a_just_expired_token() {
-    let token = sign(
-        Algorithm::HS256,
-        SECRET,
-        with(good_claims(), "exp", json!(now() - 5)),
-    );
+    let token = sign(Algorithm::HS256, SECRET, with(good_claims(), "exp", json!(now() - 5)));
     let strict = Verifier::from_config(&config()).unwrap();
     assert!(strict.verify(&token).is_err());
     let lenient = Verifier::from_config(&AuthConfig {
@@ -264,11 +198,7 @@ fn expiry_is_optional_when_not_required() {
         require_expiry: false,
         ..config()
     };
-    let token = sign(
-        Algorithm::HS256,
-        SECRET,
-        with(good_claims(), "exp", Value::Null),
-    );
+    let token = sign(Algorithm::HS256, SECRET, with(good_claims(), "exp", Value::Null));
     let principal = Verifier::from_config(&cfg).unwrap().verify(&token).unwrap();
     assert_eq!(principal.expires_at, None);
 }
@@ -279,17 +209,9 @@ fn identity_claim_is_configurable() {
         identity_claim: "user_id".into(),
         ..config()
     };
-    let token = sign(
-        Algorithm::HS256,
-        SECRET,
-        with(good_claims(), "user_id", json!(7)),
-    );
+    let token = sign(Algorithm::HS256, SECRET, with(good_claims(), "user_id", json!(7)));
     assert_eq!(
-        &*Verifier::from_config(&cfg)
-            .unwrap()
-            .verify(&token)
-            .unwrap()
-            .identity,
+        &*Verifier::from_config(&cfg).unwrap().verify(&token).unwrap().identity,
         "7"
     );
 }
@@ -304,10 +226,6 @@ fn query_tokens_are_percent_decoded_and_empty_ones_ignored() {
         ("no query", None, None),
     ];
     for (name, query, expected) in CASES {
-        assert_eq!(
-            token_source::query_token(*query).as_deref(),
-            *expected,
-            "case {name}"
-        );
+        assert_eq!(token_source::query_token(*query).as_deref(), *expected, "case {name}");
     }
 }

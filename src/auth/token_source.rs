@@ -2,15 +2,16 @@
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
 /// Finds the token of a request, header first. Empty values count as absent.
 pub fn from_parts(parts: &Parts) -> Option<String> {
-    bearer(parts).or_else(|| query_token(parts.uri.query()))
+    bearer(&parts.headers).or_else(|| query_token(parts.uri.query()))
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-pub fn bearer(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())

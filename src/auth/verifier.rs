@@ -13,6 +13,9 @@ use std::sync::Arc;
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Same rules with `exp` required / optional, for [`Verifier::verify_claims`].
+    validation_exp: Validation,
+    validation_no_exp: Validation,
     identity_claim: String,
 }
 
@@ -28,22 +31,16 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Builds a verifier from a validated `auth:` section.
     pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
-        let (key, supported) =
-            if let Some(secret) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-                let key = DecodingKey::from_secret(secret.as_bytes());
-                (
-                    key,
-                    vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-                )
-            } else if let Some(path) = cfg.jwt_public_key.as_deref().filter(|s| !s.is_empty()) {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
-                let pk = PublicKey::from_pem(&pem)
-                    .map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
-                (pk.key, pk.algorithms)
-            } else {
-                return Err("auth: no jwt_secret or jwt_public_key".into());
-            };
+        let (key, supported) = if let Some(secret) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+            let key = DecodingKey::from_secret(secret.as_bytes());
+            (key, vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512])
+        } else if let Some(path) = cfg.jwt_public_key.as_deref().filter(|s| !s.is_empty()) {
+            let pem = std::fs::read(path).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+            let pk = PublicKey::from_pem(&pem).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+            (pk.key, pk.algorithms)
+        } else {
+            return Err("auth: no jwt_secret or jwt_public_key".into());
+        };
         let algorithms = if cfg.algorithms.is_empty() {
             supported
         } else {
@@ -58,23 +55,22 @@ impl Verifier {
             }
             chosen
         };
+        let validation = validation(cfg, algorithms);
+        let (mut validation_exp, mut validation_no_exp) = (validation.clone(), validation.clone());
+        validation_exp.required_spec_claims.insert("exp".into());
+        validation_no_exp.required_spec_claims.remove("exp");
         Ok(Self {
             key,
-            validation: validation(cfg, algorithms),
+            validation,
+            validation_exp,
+            validation_no_exp,
             identity_claim: cfg.identity_claim.clone(),
         })
     }
 
     /// Verifies `token` and derives the [`Principal`]. Failures carry a bounded reason.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| invalid(header_failure(token)))?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(invalid(InvalidReason::Algorithm));
-        }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| invalid(classify(e.kind())))?;
-        let claims = data.claims;
+        let claims = self.decode(token, &self.validation)?;
         let identity = claims
             .get(&self.identity_claim)
             .and_then(identity_from_claim)
@@ -85,6 +81,29 @@ impl Verifier {
             expires_at,
             claims: Arc::new(claims),
         })
+    }
+
+    /// Verifies signature, algorithm, time claims, issuer and audience, and returns the
+    /// claims without deriving an identity (for jobs whose tokens carry other claims,
+    /// such as session tokens `{session_id, iat}`). `exp` is required only when
+    /// `require_expiry` is true.
+    pub fn verify_claims(&self, token: &str, require_expiry: bool) -> Result<Map<String, Value>, AuthError> {
+        let validation = if require_expiry {
+            &self.validation_exp
+        } else {
+            &self.validation_no_exp
+        };
+        self.decode(token, validation)
+    }
+
+    fn decode(&self, token: &str, validation: &Validation) -> Result<Map<String, Value>, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(header_failure(token)))?;
+        if !validation.algorithms.contains(&header.alg) {
+            return Err(invalid(InvalidReason::Algorithm));
+        }
+        jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, validation)
+            .map(|data| data.claims)
+            .map_err(|e| invalid(classify(e.kind())))
     }
 }
 
@@ -123,11 +142,7 @@ fn header_failure(token: &str) -> InvalidReason {
     let alg = token
         .split('.')
         .next()
-        .and_then(|h| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .ok()
-        })
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
         .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
         .and_then(|h| h.get("alg").map(Value::is_string));
     match alg {

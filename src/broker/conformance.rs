@@ -38,6 +38,7 @@ where
         Case::Order,
         Case::Leases,
         Case::AllOrNothing,
+        Case::Keys,
     ] {
         let (sink, rx) = channel_sink();
         let broker = make(patterns(), sink).await;
@@ -47,10 +48,11 @@ where
             Case::Order => order(broker.as_ref(), rx).await,
             Case::Leases => leases(broker.as_ref()).await,
             Case::AllOrNothing => all_or_nothing(broker.as_ref()).await,
+            Case::Keys => keys(broker.as_ref()).await,
         }
         cases += 1;
     }
-    assert_eq!(cases, 4);
+    assert_eq!(cases, 5);
 }
 
 enum Case {
@@ -58,6 +60,7 @@ enum Case {
     Order,
     Leases,
     AllOrNothing,
+    Keys,
 }
 
 async fn wait_ready(broker: &dyn Broker) {
@@ -108,10 +111,7 @@ async fn delivery(broker: &dyn Broker, mut rx: mpsc::UnboundedReceiver<(String, 
 /// Publishes from one caller arrive in order.
 async fn order(broker: &dyn Broker, mut rx: mpsc::UnboundedReceiver<(String, Bytes)>) {
     for i in 0..200 {
-        broker
-            .publish("streams:o", Bytes::from(i.to_string()))
-            .await
-            .unwrap();
+        broker.publish("streams:o", Bytes::from(i.to_string())).await.unwrap();
     }
     for i in 0..200 {
         assert_eq!(
@@ -152,10 +152,7 @@ async fn leases(broker: &dyn Broker) {
         limit: 0,
     }];
     for i in 0..10 {
-        assert!(broker
-            .acquire(&unlimited, &i.to_string(), TTL)
-            .await
-            .unwrap());
+        assert!(broker.acquire(&unlimited, &i.to_string(), TTL).await.unwrap());
     }
 }
 
@@ -179,19 +176,43 @@ async fn all_or_nothing(broker: &dyn Broker) {
             key: wide.clone(),
             limit: 1,
         },
-        Slot {
-            key: narrow,
-            limit: 1,
-        },
+        Slot { key: narrow, limit: 1 },
     ];
     assert!(!broker.acquire(&both, "y", TTL).await.unwrap());
-    let wide_only = [Slot {
-        key: wide,
-        limit: 1,
-    }];
+    let wide_only = [Slot { key: wide, limit: 1 }];
     assert!(
         broker.acquire(&wide_only, "z", TTL).await.unwrap(),
         "{}: refused acquire left no lease behind",
         broker.kind()
     );
+}
+
+/// Plain keys round-trip byte for byte; missing keys read as `None`.
+async fn keys(broker: &dyn Broker) {
+    let key = format!("session:conf{}:auth", rand::random::<u32>());
+    assert_eq!(broker.get(&key).await.unwrap(), None, "{}: missing key", broker.kind());
+    broker
+        .set(&key, Bytes::from_static(b"tok\x00en"), Some(TTL))
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.get(&key).await.unwrap(),
+        Some(Bytes::from_static(b"tok\x00en")),
+        "{}: value",
+        broker.kind()
+    );
+    let short = format!("{key}:short");
+    broker
+        .set(&short, Bytes::from_static(b"x"), Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while broker.get(&short).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: key with a TTL expires",
+            broker.kind()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

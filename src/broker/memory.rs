@@ -6,13 +6,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// In-process broker: always ready, leases are plain counters.
 pub struct MemoryBroker {
     patterns: Vec<String>,
     sink: Sink,
     leases: Mutex<HashMap<String, HashSet<String>>>,
+    values: Mutex<HashMap<String, (Bytes, Option<Instant>)>>,
     ready: tokio::sync::watch::Sender<bool>,
 }
 
@@ -24,6 +25,7 @@ impl MemoryBroker {
             patterns,
             sink,
             leases: Mutex::new(HashMap::new()),
+            values: Mutex::new(HashMap::new()),
             ready: tokio::sync::watch::Sender::new(true),
         }
     }
@@ -54,12 +56,7 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn acquire(
-        &self,
-        slots: &[Slot],
-        holder: &str,
-        _ttl: Duration,
-    ) -> Result<bool, BrokerError> {
+    async fn acquire(&self, slots: &[Slot], holder: &str, _ttl: Duration) -> Result<bool, BrokerError> {
         // Lock held for the check-and-insert only; no await inside.
         let mut leases = self.leases();
         let full = slots
@@ -69,19 +66,12 @@ impl Broker for MemoryBroker {
             return Ok(false);
         }
         for slot in slots {
-            leases
-                .entry(slot.key.clone())
-                .or_default()
-                .insert(holder.to_string());
+            leases.entry(slot.key.clone()).or_default().insert(holder.to_string());
         }
         Ok(true)
     }
 
-    async fn refresh(
-        &self,
-        _leases: &[(String, String)],
-        _ttl: Duration,
-    ) -> Result<(), BrokerError> {
+    async fn refresh(&self, _leases: &[(String, String)], _ttl: Duration) -> Result<(), BrokerError> {
         Ok(())
     }
 
@@ -96,6 +86,27 @@ impl Broker for MemoryBroker {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BrokerError> {
+        // Lock held for one lookup; no await inside.
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        match values.get(key) {
+            Some((_, Some(expiry))) if *expiry <= Instant::now() => {
+                values.remove(key);
+                Ok(None)
+            }
+            Some((value, _)) => Ok(Some(value.clone())),
+            None => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError> {
+        let expiry = ttl.map(|t| Instant::now() + t);
+        // Lock held for one insert; no await inside.
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values.insert(key.to_string(), (value, expiry));
         Ok(())
     }
 }

@@ -54,18 +54,20 @@ pub trait Broker: Send + Sync + 'static {
     /// Takes one lease named `holder` on every slot, all or nothing. `Ok(false)` when
     /// any slot is full. Leases expire after `ttl` unless refreshed, so a node that
     /// dies does not hold its counts forever.
-    async fn acquire(
-        &self,
-        slots: &[Slot],
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, BrokerError>;
+    async fn acquire(&self, slots: &[Slot], holder: &str, ttl: Duration) -> Result<bool, BrokerError>;
 
     /// Extends the leases `(key, holder)` by `ttl` from now.
     async fn refresh(&self, leases: &[(String, String)], ttl: Duration) -> Result<(), BrokerError>;
 
     /// Returns the leases `(key, holder)`.
     async fn release(&self, leases: &[(String, String)]) -> Result<(), BrokerError>;
+
+    /// Reads a plain key (no namespace added: keys such as `session:{id}:auth` are
+    /// written by backends).
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BrokerError>;
+
+    /// Writes a plain key, expiring after `ttl` when given.
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError>;
 }
 
 /// Builds the configured broker and starts its subscription to `patterns`.
@@ -77,9 +79,7 @@ pub fn from_config(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<Arc<dyn Broker>, BrokerError> {
     match cfg.kind {
-        crate::config::BrokerKind::Memory => {
-            Ok(Arc::new(MemoryBroker::new(patterns, sink, metrics)))
-        }
+        crate::config::BrokerKind::Memory => Ok(Arc::new(MemoryBroker::new(patterns, sink, metrics))),
         crate::config::BrokerKind::Redis => {
             let broker = RedisBroker::start(&cfg.redis, patterns, sink, metrics, shutdown)?;
             Ok(Arc::new(broker))

@@ -33,12 +33,7 @@ mod tests {
         ("prefix star empty rest", "streams:*", "streams:", true),
         ("other prefix", "streams:*", "inbound:42", false),
         ("middle star", "session:*:down", "session:abc:down", true),
-        (
-            "middle star wrong suffix",
-            "session:*:down",
-            "session:abc:up",
-            false,
-        ),
+        ("middle star wrong suffix", "session:*:down", "session:abc:up", false),
         ("question mark", "a?c", "abc", true),
         ("exact", "abc", "abc", true),
         ("exact mismatch", "abc", "abd", false),

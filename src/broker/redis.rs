@@ -143,12 +143,7 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn acquire(
-        &self,
-        slots: &[Slot],
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, BrokerError> {
+    async fn acquire(&self, slots: &[Slot], holder: &str, ttl: Duration) -> Result<bool, BrokerError> {
         let mut invocation = self.acquire.prepare_invoke();
         for slot in slots {
             invocation.key(key(&slot.key));
@@ -182,6 +177,35 @@ impl Broker for RedisBroker {
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BrokerError> {
+        self.get_key(key).await
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError> {
+        self.set_key(key, value, ttl).await
+    }
+}
+
+// === impl Broker: plain keys ===
+
+impl RedisBroker {
+    async fn get_key(&self, key: &str) -> Result<Option<Bytes>, BrokerError> {
+        let mut conn = self.conn.clone();
+        let value: Option<Vec<u8>> = ::redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn set_key(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(key).arg(value.as_ref());
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        let mut conn = self.conn.clone();
+        cmd.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }
@@ -219,10 +243,9 @@ impl Subscriber {
 
     /// Connects, subscribes, then forwards messages until the connection ends.
     async fn session(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
-        let mut pubsub =
-            tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
-                .await
-                .map_err(|_| BrokerError::NotConnected)??;
+        let mut pubsub = tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
+            .await
+            .map_err(|_| BrokerError::NotConnected)??;
         for pattern in &self.patterns {
             pubsub.psubscribe(pattern).await?;
         }

@@ -4,10 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub(super) fn run(url: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("healthcheck: {e}");
@@ -15,9 +12,7 @@ pub(super) fn run(url: &str) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         client.get(url).send().await.map(|r| r.status())
     });
     match result {

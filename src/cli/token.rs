@@ -66,9 +66,7 @@ fn mint(args: &TokenArgs) -> Result<String, String> {
         None => Algorithm::HS256,
     };
     let key = match (&args.secret, &args.key) {
-        (Some(secret), None) if crate::auth::is_hmac(alg) => {
-            EncodingKey::from_secret(secret.as_bytes())
-        }
+        (Some(secret), None) if crate::auth::is_hmac(alg) => EncodingKey::from_secret(secret.as_bytes()),
         (None, Some(path)) if !crate::auth::is_hmac(alg) => {
             let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
             encoding_key(alg, &pem)?
@@ -91,11 +89,7 @@ fn encoding_key(alg: Algorithm, pem: &[u8]) -> Result<EncodingKey, String> {
 }
 
 /// `sub`, `iat`, `exp` (= now + `ttl`) and any extra claims.
-pub(super) fn claims(
-    identity: &str,
-    ttl: Duration,
-    extra: &[(String, Value)],
-) -> Map<String, Value> {
+pub(super) fn claims(identity: &str, ttl: Duration, extra: &[(String, Value)]) -> Map<String, Value> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -48,32 +48,23 @@ impl AuthConfig {
         let secret = self.jwt_secret.as_deref().filter(|s| !s.is_empty());
         let key = self.jwt_public_key.as_deref().filter(|s| !s.is_empty());
         match (secret, key) {
-            (Some(_), Some(_)) => problems.push(
-                "auth",
-                "set either auth.jwt_secret or auth.jwt_public_key, not both",
-            ),
-            (None, None) if !demo => problems.push(
-                "auth",
-                "set auth.jwt_secret (HMAC) or auth.jwt_public_key (PEM path)",
-            ),
+            (Some(_), Some(_)) => problems.push("auth", "set either auth.jwt_secret or auth.jwt_public_key, not both"),
+            (None, None) if !demo => {
+                problems.push("auth", "set auth.jwt_secret (HMAC) or auth.jwt_public_key (PEM path)")
+            }
             _ => {}
         }
         if let Some(secret) = secret {
             if secret.len() < MIN_SECRET_BYTES {
                 problems.push(
                     "auth.jwt_secret",
-                    format!(
-                        "must be at least {MIN_SECRET_BYTES} bytes (got {})",
-                        secret.len()
-                    ),
+                    format!("must be at least {MIN_SECRET_BYTES} bytes (got {})", secret.len()),
                 );
             }
         }
         if let Some(path) = key {
             match std::fs::read(path) {
-                Err(e) => {
-                    problems.push("auth.jwt_public_key", format!("cannot read {path:?}: {e}"))
-                }
+                Err(e) => problems.push("auth.jwt_public_key", format!("cannot read {path:?}: {e}")),
                 Ok(pem) => {
                     if let Err(e) = crate::auth::PublicKey::from_pem(&pem) {
                         problems.push("auth.jwt_public_key", format!("{path:?}: {e}"));

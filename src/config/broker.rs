@@ -52,19 +52,13 @@ impl BrokerConfig {
             return;
         }
         let url = &self.redis.url;
-        if !(url.starts_with("redis://")
-            || url.starts_with("rediss://")
-            || url.starts_with("unix://"))
-        {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
             problems.push(
                 "broker.redis.url",
                 format!("{url:?} must start with redis://, rediss:// or unix://"),
             );
         } else if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
-            problems.push(
-                "broker.redis.url",
-                format!("{url:?} is not a valid Redis URL"),
-            );
+            problems.push("broker.redis.url", format!("{url:?} is not a valid Redis URL"));
         }
         if self.redis.db < 0 {
             problems.push("broker.redis.db", "must be 0 or more");

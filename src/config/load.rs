@@ -53,12 +53,8 @@ pub fn load(file: Option<&Path>, env: impl Lookup) -> Result<Config, ConfigError
         }
         None => Value::Mapping(Default::default()),
     };
-    let defaults =
-        serde_norway::to_value(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
-    let mut overrides: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
+    let defaults = serde_norway::to_value(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     overrides.sort();
     for (name, raw) in overrides {
         apply_override(&mut tree, &defaults, &name, &raw)?;
@@ -70,26 +66,18 @@ fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Mapping(Default::default()));
     }
-    let value: Value =
-        serde_norway::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let value: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
     match value {
         Value::Null => Ok(Value::Mapping(Default::default())),
         Value::Mapping(_) => Ok(value),
-        _ => Err(ConfigError::Parse(
-            "the top level must be a mapping of sections".into(),
-        )),
+        _ => Err(ConfigError::Parse("the top level must be a mapping of sections".into())),
     }
 }
 
 /// Sets `STREAMGATE__A__B=raw` at path `a.b`. Keys whose default is a string (or
 /// unset) take `raw` verbatim, so a numeric-looking secret stays a string; other
 /// keys parse `raw` as YAML (`8080`, `true`, `[a, b]`).
-fn apply_override(
-    tree: &mut Value,
-    defaults: &Value,
-    name: &str,
-    raw: &str,
-) -> Result<(), ConfigError> {
+fn apply_override(tree: &mut Value, defaults: &Value, name: &str, raw: &str) -> Result<(), ConfigError> {
     let path: Vec<String> = name[ENV_PREFIX.len()..]
         .split("__")
         .map(|s| s.to_ascii_lowercase())

@@ -15,6 +15,7 @@ mod load;
 mod logging;
 mod relay;
 mod server;
+mod session;
 
 pub use auth::AuthConfig;
 pub use broker::{BrokerConfig, BrokerKind, RedisConfig};
@@ -23,6 +24,7 @@ pub use load::{load, ConfigError, Lookup};
 pub use logging::{LogFormat, LoggingConfig};
 pub use relay::{RelayConfig, SlowConsumerPolicy};
 pub use server::ServerConfig;
+pub use session::{SessionAuth, SessionConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// The event relay job (`/events`, `/ws`, `/api/publish`, `/stats`).
     pub relay: RelayConfig,
+    /// The wsproxy-compatible session proxy (`/{agent_id}/ws/{session_id}`).
+    pub session: SessionConfig,
     /// Shared channels (reserved: only the topic prefix is used today).
     pub chat: ChatConfig,
     /// Log level and format.
@@ -89,6 +93,7 @@ impl Config {
         self.auth.validate(demo, &mut problems);
         self.broker.validate(&mut problems);
         self.relay.validate(&mut problems);
+        self.session.validate(&mut problems);
         self.chat.validate(&mut problems);
         problems.into_vec()
     }

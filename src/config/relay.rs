@@ -84,10 +84,7 @@ impl RelayConfig {
             ("relay.heartbeat_seconds", self.heartbeat_seconds as usize),
             ("relay.client_buffer_size", self.client_buffer_size),
             ("relay.max_message_size_bytes", self.max_message_size_bytes),
-            (
-                "relay.websocket_ping_seconds",
-                self.websocket_ping_seconds as usize,
-            ),
+            ("relay.websocket_ping_seconds", self.websocket_ping_seconds as usize),
             (
                 "relay.websocket_write_timeout_ms",
                 self.websocket_write_timeout_ms as usize,

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     /// Lifetime of a connection's limit lease in the broker; refreshed every third of it,
     /// so the counts of a node that dies are freed after at most this long.
     pub connection_lease_seconds: u64,
+    /// The `status` text of `GET /health` (`ok`; set `healthy` where a checker expects
+    /// wsproxy's answer).
+    pub health_status: String,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             shutdown_timeout_seconds: 10,
             api_keys: Vec::new(),
             connection_lease_seconds: 30,
+            health_status: "ok".into(),
         }
     }
 }
@@ -47,8 +51,7 @@ impl ServerConfig {
             problems.push("server.host", "must not be empty");
         }
         for (i, origin) in self.allowed_origins.iter().enumerate() {
-            let ok =
-                origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
             if !ok {
                 problems.push(
                     &format!("server.allowed_origins[{i}]"),
@@ -64,10 +67,7 @@ impl ServerConfig {
         }
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.len() < 16 {
-                problems.push(
-                    &format!("server.api_keys[{i}]"),
-                    "must be at least 16 characters",
-                );
+                problems.push(&format!("server.api_keys[{i}]"), "must be at least 16 characters");
             }
         }
     }

@@ -6,10 +6,7 @@ use std::io::Write;
 fn load_str(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(yaml.as_bytes()).unwrap();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     load(Some(file.path()), env)
 }
 
@@ -31,20 +28,11 @@ fn defaults_match_the_documented_values() {
     assert_eq!(c.broker.redis.url, "redis://127.0.0.1:6379");
     assert_eq!(c.relay.channel_prefix, "streams");
     assert_eq!(c.relay.inbound_prefix, None);
-    assert_eq!(
-        (c.relay.heartbeat_seconds, c.relay.client_buffer_size),
-        (30, 64)
-    );
-    assert_eq!(
-        c.relay.slow_consumer_policy,
-        SlowConsumerPolicy::DropNewestMessage
-    );
+    assert_eq!((c.relay.heartbeat_seconds, c.relay.client_buffer_size), (30, 64));
+    assert_eq!(c.relay.slow_consumer_policy, SlowConsumerPolicy::DropNewestMessage);
     assert_eq!(c.relay.max_message_size_bytes, 4096);
     assert_eq!(
-        (
-            c.relay.websocket_ping_seconds,
-            c.relay.websocket_write_timeout_ms
-        ),
+        (c.relay.websocket_ping_seconds, c.relay.websocket_write_timeout_ms),
         (30, 10_000)
     );
     assert_eq!(c.logging.format, LogFormat::Text);
@@ -107,10 +95,7 @@ fn validation_reports_every_problem_with_its_key_path() {
     for (name, yaml, expected) in INVALID {
         let got = paths(yaml);
         for path in *expected {
-            assert!(
-                got.iter().any(|p| p == path),
-                "case {name}: expected {path} in {got:?}"
-            );
+            assert!(got.iter().any(|p| p == path), "case {name}: expected {path} in {got:?}");
         }
     }
 }
@@ -152,10 +137,7 @@ fn wrong_types_are_errors() {
 #[test]
 fn env_overrides_nest_with_double_underscores() {
     let env = [
-        (
-            "STREAMGATE__AUTH__JWT_SECRET",
-            "12345678901234567890123456789012",
-        ),
+        ("STREAMGATE__AUTH__JWT_SECRET", "12345678901234567890123456789012"),
         ("STREAMGATE__SERVER__PORT", "9090"),
         ("STREAMGATE__BROKER__KIND", "redis"),
         ("STREAMGATE__BROKER__REDIS__URL", "redis://10.0.0.1:6380"),
@@ -168,17 +150,11 @@ fn env_overrides_nest_with_double_underscores() {
     ];
     let c = load_str("server: {port: 1234}", &env).unwrap();
     // A numeric-looking secret stays a string.
-    assert_eq!(
-        c.auth.jwt_secret.as_deref(),
-        Some("12345678901234567890123456789012")
-    );
+    assert_eq!(c.auth.jwt_secret.as_deref(), Some("12345678901234567890123456789012"));
     assert_eq!(c.server.port, 9090, "env wins over the file");
     assert_eq!(c.broker.kind, BrokerKind::Redis);
     assert_eq!(c.broker.redis.url, "redis://10.0.0.1:6380");
-    assert_eq!(
-        c.server.allowed_origins,
-        ["https://a.example", "https://b.example"]
-    );
+    assert_eq!(c.server.allowed_origins, ["https://a.example", "https://b.example"]);
     assert_eq!(c.relay.inbound_prefix.as_deref(), Some("inbound"));
     assert!(c.validate(false).is_empty());
 }
@@ -197,10 +173,6 @@ fn empty_file_means_defaults() {
 
 #[test]
 fn missing_file_is_a_read_error() {
-    let err = load(
-        Some(std::path::Path::new("/nonexistent/streamgate.yaml")),
-        Vec::new(),
-    )
-    .unwrap_err();
+    let err = load(Some(std::path::Path::new("/nonexistent/streamgate.yaml")), Vec::new()).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }

@@ -29,9 +29,7 @@ impl Frame {
 
     /// `event: message` SSE bytes, encoded on first use.
     pub fn sse(&self) -> Bytes {
-        self.sse
-            .get_or_init(|| encode_sse("message", &self.payload))
-            .clone()
+        self.sse.get_or_init(|| encode_sse("message", &self.payload)).clone()
     }
 
     /// The WebSocket message: text when the payload is UTF-8, else binary.
@@ -83,19 +81,11 @@ mod tests {
     use super::encode_sse;
 
     const CASES: &[(&str, &[u8], &str)] = &[
-        (
-            "single line",
-            b"{\"a\":1}",
-            "event: message\ndata: {\"a\":1}\n\n",
-        ),
+        ("single line", b"{\"a\":1}", "event: message\ndata: {\"a\":1}\n\n"),
         ("two lines", b"a\nb", "event: message\ndata: a\ndata: b\n\n"),
         ("crlf", b"a\r\nb", "event: message\ndata: a\ndata: b\n\n"),
         ("lone cr", b"a\rb", "event: message\ndata: a\ndata: b\n\n"),
-        (
-            "trailing newline",
-            b"a\n",
-            "event: message\ndata: a\ndata: \n\n",
-        ),
+        ("trailing newline", b"a\n", "event: message\ndata: a\ndata: \n\n"),
         ("empty", b"", "event: message\ndata: \n\n"),
     ];
 

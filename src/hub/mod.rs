@@ -70,12 +70,7 @@ impl Hub {
 
     /// Registers a new queue of `capacity` frames on `topic`. Dropping the returned
     /// [`Subscription`] unregisters it.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        topic: &str,
-        capacity: usize,
-        policy: SlowConsumerPolicy,
-    ) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>, topic: &str, capacity: usize, policy: SlowConsumerPolicy) -> Subscription {
         let (tx, rx) = flume::bounded(capacity.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let topic: Arc<str> = topic.into();

@@ -12,12 +12,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(
-        hub: Arc<Hub>,
-        topic: Arc<str>,
-        id: u64,
-        rx: flume::Receiver<Arc<Frame>>,
-    ) -> Self {
+    pub(super) fn new(hub: Arc<Hub>, topic: Arc<str>, id: u64, rx: flume::Receiver<Arc<Frame>>) -> Self {
         Self { hub, topic, id, rx }
     }
 

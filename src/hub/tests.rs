@@ -18,10 +18,7 @@ async fn every_subscriber_of_a_topic_gets_the_same_shared_frame() {
     let (fa, fb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
     assert!(Arc::ptr_eq(&fa, &fb), "one frame shared by all recipients");
     assert_eq!(fa.payload().as_ref(), b"hi");
-    assert!(
-        other.try_recv().is_none(),
-        "another identity receives nothing"
-    );
+    assert!(other.try_recv().is_none(), "another identity receives nothing");
     // Encoded once: the SSE bytes of both are the same allocation.
     assert_eq!(fa.sse().as_ptr(), fb.sse().as_ptr());
 }
@@ -69,10 +66,7 @@ async fn dropping_a_subscription_unsubscribes() {
 #[test]
 fn non_utf8_payloads_become_binary_frames() {
     use axum::extract::ws::Message;
-    assert!(matches!(
-        Frame::new(Bytes::from_static(b"text")).ws(),
-        Message::Text(_)
-    ));
+    assert!(matches!(Frame::new(Bytes::from_static(b"text")).ws(), Message::Text(_)));
     assert!(matches!(
         Frame::new(Bytes::from_static(&[0xff, 0xfe])).ws(),
         Message::Binary(_)

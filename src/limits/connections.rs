@@ -57,37 +57,42 @@ impl ConnectionLimiter {
             next_id: AtomicU64::new(1),
             held: Mutex::new(HashMap::new()),
         });
-        if limiter.is_limited() {
-            tokio::spawn(refresh_loop(Arc::downgrade(&limiter), shutdown));
-        }
+        tokio::spawn(refresh_loop(Arc::downgrade(&limiter), shutdown));
         limiter
     }
 
-    fn is_limited(&self) -> bool {
-        self.max_total > 0 || self.max_per_identity > 0
+    /// Admits one relay connection of `identity` (total and per-identity limits).
+    pub async fn acquire(self: &Arc<Self>, identity: &str) -> Result<Lease, LimitError> {
+        let slot = (self.max_per_identity > 0).then(|| Slot {
+            key: format!("conns:identity:{identity}"),
+            limit: self.max_per_identity,
+        });
+        self.acquire_slots(slot).await
     }
 
-    /// Admits one connection of `identity` or refuses it. If the broker fails the
+    /// Admits one session-proxy connection (total and per-session limits).
+    pub async fn acquire_session(
+        self: &Arc<Self>,
+        session_id: &str,
+        max_per_session: u64,
+    ) -> Result<Lease, LimitError> {
+        let slot = (max_per_session > 0).then(|| Slot {
+            key: format!("conns:session:{session_id}"),
+            limit: max_per_session,
+        });
+        self.acquire_slots(slot).await
+    }
+
+    /// Takes the total slot plus `extra`, all or nothing. If the broker fails, the
     /// check fails open (counted in `streamgate_limits_errors_total`).
-    pub async fn acquire(self: &Arc<Self>, identity: &str) -> Result<Lease, LimitError> {
-        if !self.is_limited() {
-            return Ok(Lease {
-                limiter: None,
-                id: 0,
-            });
-        }
-        let mut slots = Vec::with_capacity(2);
-        if self.max_total > 0 {
-            slots.push(Slot {
-                key: "conns:total".into(),
-                limit: self.max_total,
-            });
-        }
-        if self.max_per_identity > 0 {
-            slots.push(Slot {
-                key: format!("conns:identity:{identity}"),
-                limit: self.max_per_identity,
-            });
+    async fn acquire_slots(self: &Arc<Self>, extra: Option<Slot>) -> Result<Lease, LimitError> {
+        let total = (self.max_total > 0).then(|| Slot {
+            key: "conns:total".into(),
+            limit: self.max_total,
+        });
+        let slots: Vec<Slot> = total.into_iter().chain(extra).collect();
+        if slots.is_empty() {
+            return Ok(Lease { limiter: None, id: 0 });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let holder = format!("{}:{id}", self.node_id);

@@ -20,11 +20,7 @@ pub struct Admitted {
 }
 
 /// Checks broker readiness and limits, then subscribes. Refusals are counted.
-pub async fn admit(
-    state: &Arc<AppState>,
-    principal: Principal,
-    transport: Transport,
-) -> Result<Admitted, RelayError> {
+pub async fn admit(state: &Arc<AppState>, principal: Principal, transport: Transport) -> Result<Admitted, RelayError> {
     if !state.broker.is_ready() || state.shutdown.is_cancelled() {
         state.metrics.rejection("not_ready");
         return Err(RelayError::NotReady);
@@ -38,10 +34,9 @@ pub async fn admit(
     };
     let relay = &state.config.relay;
     let topic = format!("{}:{}", relay.channel_prefix, principal.identity);
-    let subscription =
-        state
-            .hub
-            .subscribe(&topic, relay.client_buffer_size, relay.slow_consumer_policy);
+    let subscription = state
+        .hub
+        .subscribe(&topic, relay.client_buffer_size, relay.slow_consumer_policy);
     Ok(Admitted {
         principal,
         subscription,

@@ -10,6 +10,8 @@ mod admission;
 mod error;
 mod expiry;
 mod publish;
+mod pump;
+pub mod session;
 mod sse;
 mod stats;
 mod ws;
@@ -34,8 +36,6 @@ pub fn routes(state: Arc<AppState>) -> Router {
         router = router.route("/ws", get(ws::handle));
     }
     router
-        .layer(axum::extract::DefaultBodyLimit::max(
-            publish::MAX_BODY_BYTES,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(publish::MAX_BODY_BYTES))
         .with_state(state)
 }

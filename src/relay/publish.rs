@@ -38,25 +38,20 @@ pub async fn handle(
         Err(RelayError::BadRequest(_)) => "bad_request",
         Err(_) => "unavailable",
     });
-    result.map(|()| {
-        (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "published": true })),
-        )
-    })
+    result.map(|()| (StatusCode::ACCEPTED, Json(serde_json::json!({ "published": true }))))
 }
 
 async fn publish(state: &Arc<AppState>, request: Request) -> Result<(), RelayError> {
     let (parts, body) = request.into_parts();
-    let key = token_source::bearer(&parts).ok_or(RelayError::MissingApiKey)?;
+    let key = token_source::bearer(&parts.headers).ok_or(RelayError::MissingApiKey)?;
     if !api_key_matches(&state.config.server.api_keys, &key) {
         return Err(RelayError::InvalidApiKey);
     }
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| RelayError::BadRequest(format!("body larger than {MAX_BODY_BYTES} bytes")))?;
-    let req: PublishRequest = serde_json::from_slice(&body)
-        .map_err(|e| RelayError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let req: PublishRequest =
+        serde_json::from_slice(&body).map_err(|e| RelayError::BadRequest(format!("invalid JSON body: {e}")))?;
     let topic = topic(state, &req)?;
     if !state.broker.is_ready() {
         return Err(RelayError::NotReady);
@@ -82,9 +77,7 @@ fn topic(state: &AppState, req: &PublishRequest) -> Result<String, RelayError> {
         (None, Some(_)) => Err(RelayError::BadRequest(
             "channel must match ^[A-Za-z0-9._-]{1,128}$".into(),
         )),
-        _ => Err(RelayError::BadRequest(
-            "give exactly one of identity or channel".into(),
-        )),
+        _ => Err(RelayError::BadRequest("give exactly one of identity or channel".into())),
     }
 }
 

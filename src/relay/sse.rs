@@ -23,19 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Opens an SSE stream for the caller's identity.
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Response, RelayError> {
+pub async fn handle(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Response, RelayError> {
     let admitted = admit(&state, principal, Transport::Sse).await?;
     let stream = SseStream::new(&state, admitted);
     let body = Body::from_stream(futures_util::stream::unfold(stream, SseStream::next_chunk));
     let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
@@ -67,10 +61,7 @@ impl SseStream {
         let period = Duration::from_secs(state.config.relay.heartbeat_seconds);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let deadline = expiry::deadline(
-            admitted.principal.expires_at,
-            state.config.auth.leeway_seconds,
-        );
+        let deadline = expiry::deadline(admitted.principal.expires_at, state.config.auth.leeway_seconds);
         Self {
             admitted,
             phase: Phase::Opening,

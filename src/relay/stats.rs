@@ -30,6 +30,7 @@ pub async fn handle(
         "uptime_seconds": state.started.elapsed().as_secs(),
         "sse_connections": sse,
         "websocket_connections": ws,
+        "session_connections": state.metrics.session_connections(),
         "broker": state.broker.kind(),
         "broker_connected": state.broker.is_ready(),
     })))
@@ -57,11 +58,7 @@ mod tests {
     fn uptime_reads_like_streamrelay() {
         let cases = [(0, "0s"), (59, "59s"), (61, "1m1s"), (9015, "2h30m15s")];
         for (secs, expected) in cases {
-            assert_eq!(
-                format_uptime(Duration::from_secs(secs)),
-                expected,
-                "{secs}s"
-            );
+            assert_eq!(format_uptime(Duration::from_secs(secs)), expected, "{secs}s");
         }
     }
 }

@@ -29,10 +29,8 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
         state.metrics.rejection("origin");
         return error_response(StatusCode::FORBIDDEN, "origin not allowed");
     }
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = if preflight {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
@@ -44,10 +42,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),
         );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         r
     } else {
         next.run(req).await
@@ -70,6 +65,5 @@ fn same_origin(headers: &HeaderMap, origin: &HeaderValue) -> bool {
         return false;
     };
     let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    host.to_str()
-        .is_ok_and(|h| h.eq_ignore_ascii_case(authority))
+    host.to_str().is_ok_and(|h| h.eq_ignore_ascii_case(authority))
 }

@@ -21,8 +21,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// 200 while the process serves.
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({ "status": state.config.server.health_status }))
 }
 
 /// 200 when the broker subscription is live, else 503 with the reason.
@@ -33,8 +33,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     if state.broker.is_ready() {
-        Json(json!({ "status": "ready", "broker": "connected", "broker_kind": kind }))
-            .into_response()
+        Json(json!({ "status": "ready", "broker": "connected", "broker_kind": kind })).into_response()
     } else {
         let body = json!({
             "status": "not ready",
@@ -49,9 +48,5 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus text exposition.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        state.metrics.encode(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
 }

@@ -58,11 +58,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     if state.config.relay.enabled {
         app = app.merge(crate::relay::routes(state.clone()));
     }
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        cors::layer,
-    ))
-    .layer(axum::middleware::from_fn(error::log_request))
+    if state.config.session.enabled {
+        app = app.merge(crate::relay::session::routes(state.clone()));
+    }
+    app.layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer))
+        .layer(axum::middleware::from_fn(error::log_request))
 }
 
 /// Binds, starts every background task, and serves until `shutdown` is called.
@@ -70,19 +70,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let shutdown = CancellationToken::new();
     let state = AppState::build(config, shutdown.clone())?;
     let addr = format!("{}:{}", state.config.server.host, state.config.server.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("bind {addr}"))?;
+    let listener = TcpListener::bind(&addr).await.with_context(|| format!("bind {addr}"))?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
     let drain = Duration::from_secs(state.config.server.shutdown_timeout_seconds);
     let serve_state = state.clone();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(serve_state.shutdown.clone().cancelled_owned());
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(serve_state.shutdown.clone().cancelled_owned());
         let tracker = serve_state.tracker.clone();
         let run = async move {
             if let Err(e) = serve.await {
@@ -109,14 +104,13 @@ pub async fn termination_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -44,13 +44,7 @@ impl AppState {
         let sink: broker::Sink = Arc::new(move |topic, payload| {
             sink_hub.dispatch(topic, payload);
         });
-        let broker = broker::from_config(
-            &config.broker,
-            patterns,
-            sink,
-            metrics.clone(),
-            shutdown.clone(),
-        )?;
+        let broker = broker::from_config(&config.broker, patterns, sink, metrics.clone(), shutdown.clone())?;
         let limiter = ConnectionLimiter::new(
             broker.clone(),
             metrics.clone(),
@@ -78,6 +72,9 @@ fn subscription_patterns(config: &Config) -> Vec<String> {
     let mut patterns = Vec::new();
     if config.relay.enabled {
         patterns.push(format!("{}:*", config.relay.channel_prefix));
+    }
+    if config.session.enabled {
+        patterns.push(config.session.down_pattern());
     }
     patterns
 }

@@ -57,6 +57,15 @@ pub struct Metrics {
     broker_reconnects: Counter,
     broker_connected: Gauge,
     limit_errors: Counter,
+    session_connections: Gauge,
+    session_frames: Family<DirectionLabel, Counter>,
+    session_json_rejections: Counter,
+    session_auth_failures: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
 }
 
 impl Default for Metrics {
@@ -83,6 +92,10 @@ impl Metrics {
             broker_reconnects: Counter::default(),
             broker_connected: Gauge::default(),
             limit_errors: Counter::default(),
+            session_connections: Gauge::default(),
+            session_frames: Family::default(),
+            session_json_rejections: Counter::default(),
+            session_auth_failures: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -151,6 +164,26 @@ impl Metrics {
             "Limit checks that failed open because the broker failed",
             m.limit_errors.clone(),
         );
+        r.register(
+            "streamgate_session_connections",
+            "Open session-proxy connections",
+            m.session_connections.clone(),
+        );
+        r.register(
+            "streamgate_session_frames",
+            "Session frames by direction (down = to client, up = to backend)",
+            m.session_frames.clone(),
+        );
+        r.register(
+            "streamgate_session_json_rejections",
+            "Session client messages refused as not JSON or binary",
+            m.session_json_rejections.clone(),
+        );
+        r.register(
+            "streamgate_session_auth_failures",
+            "Refused session connections by reason",
+            m.session_auth_failures.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -205,16 +238,12 @@ impl Metrics {
 
     /// A `POST /api/publish` finished with `result` (`ok`, `unauthorized`, `bad_request`, `unavailable`).
     pub fn publish_request(&self, result: &'static str) {
-        self.publish_requests
-            .get_or_create(&ResultLabel { result })
-            .inc();
+        self.publish_requests.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// A token was refused for `reason`.
     pub fn auth_failure(&self, reason: &'static str) {
-        self.auth_failures
-            .get_or_create(&ReasonLabel { reason })
-            .inc();
+        self.auth_failures.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// A client connection was refused for `reason` (`auth`, `limit`, `not_ready`, `origin`).
@@ -235,5 +264,32 @@ impl Metrics {
     /// A limit check could not reach the broker and let the connection through.
     pub fn limit_error(&self) {
         self.limit_errors.inc();
+    }
+
+    /// A session connection opened (+1) or closed (-1).
+    pub fn session_connection_delta(&self, delta: i64) {
+        self.session_connections.inc_by(delta);
+    }
+
+    /// Open session connections on this node.
+    pub fn session_connections(&self) -> i64 {
+        self.session_connections.get()
+    }
+
+    /// `count` session frames went `down` (to the client) or `up` (to the backend).
+    pub fn session_frames(&self, direction: &'static str, count: u64) {
+        self.session_frames
+            .get_or_create(&DirectionLabel { direction })
+            .inc_by(count);
+    }
+
+    /// A session client message was refused (not JSON, or binary).
+    pub fn session_json_rejection(&self) {
+        self.session_json_rejections.inc();
+    }
+
+    /// A session connection was refused for `reason`.
+    pub fn session_auth_failure(&self, reason: &'static str) {
+        self.session_auth_failures.get_or_create(&ReasonLabel { reason }).inc();
     }
 }

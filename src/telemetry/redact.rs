@@ -23,11 +23,7 @@ mod tests {
 
     const CASES: &[(&str, &str, &str)] = &[
         ("token only", "token=abc.def.ghi", "token=[redacted]"),
-        (
-            "token among others",
-            "a=1&token=xyz&b=2",
-            "a=1&token=[redacted]&b=2",
-        ),
+        ("token among others", "a=1&token=xyz&b=2", "a=1&token=[redacted]&b=2"),
         ("case-insensitive key", "TOKEN=xyz", "TOKEN=[redacted]"),
         ("no secret", "a=1&b=2", "a=1&b=2"),
         ("key without value kept", "token", "token"),
