@@ -8,6 +8,9 @@
 mod cors;
 mod error;
 mod health;
+mod listener;
+mod raw_stream;
+mod rewind;
 mod state;
 
 pub use error::error_response;
@@ -76,13 +79,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let drain = Duration::from_secs(state.config.server.shutdown_timeout_seconds);
     let serve_state = state.clone();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(serve_state.shutdown.clone().cancelled_owned());
+        let serve = listener::serve(listener, app, serve_state.clone());
         let tracker = serve_state.tracker.clone();
         let run = async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "listener failed");
-            }
+            serve.await;
             tracker.close();
             tracker.wait().await;
         };
