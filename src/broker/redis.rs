@@ -43,13 +43,14 @@ end
 return 1
 "#;
 
-/// Extends leases that still exist. KEYS = keys; ARGV = ttl_ms, holder per key.
+/// Extends (or re-creates, after a Redis restart or flush) leases this node holds.
+/// KEYS = keys; ARGV = ttl_ms, holder per key.
 const REFRESH_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
   redis.call('PEXPIRE', key, ttl)
 end
 return 1

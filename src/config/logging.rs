@@ -22,6 +22,14 @@ pub enum LogFormat {
     Json,
 }
 
+impl LoggingConfig {
+    pub(super) fn validate(&self, problems: &mut super::Problems) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            problems.push("logging.level", format!("{:?} is not a log filter: {e}", self.level));
+        }
+    }
+}
+
 impl Default for LoggingConfig {
     fn default() -> Self {
         Self {

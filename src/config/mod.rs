@@ -76,6 +76,14 @@ impl Problems {
         });
     }
 
+    /// Records a problem unless `min <= value <= max` (bounds keep timers from
+    /// overflowing and buffers from being zero).
+    pub fn range(&mut self, path: &str, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.push(path, format!("must be between {min} and {max} (got {value})"));
+        }
+    }
+
     /// All problems found, in the order they were found.
     pub fn into_vec(self) -> Vec<Problem> {
         self.0
@@ -95,6 +103,13 @@ impl Config {
         self.relay.validate(&mut problems);
         self.session.validate(&mut problems);
         self.chat.validate(&mut problems);
+        self.logging.validate(&mut problems);
+        if self.chat.channel_prefix == self.relay.channel_prefix {
+            problems.push(
+                "chat.channel_prefix",
+                "must differ from relay.channel_prefix (a channel would reach the identity of the same name)",
+            );
+        }
         problems.into_vec()
     }
 }

@@ -80,24 +80,22 @@ impl RelayConfig {
                 );
             }
         }
-        let positive = [
-            ("relay.heartbeat_seconds", self.heartbeat_seconds as usize),
-            ("relay.client_buffer_size", self.client_buffer_size),
-            ("relay.max_message_size_bytes", self.max_message_size_bytes),
-            ("relay.websocket_ping_seconds", self.websocket_ping_seconds as usize),
-            (
-                "relay.websocket_write_timeout_ms",
-                self.websocket_write_timeout_ms as usize,
-            ),
-        ];
-        for (path, value) in positive {
-            if value == 0 {
-                problems.push(path, "must be greater than 0");
-            }
-        }
-        if self.max_message_size_bytes > 64 * 1024 * 1024 {
-            problems.push("relay.max_message_size_bytes", "must be at most 64 MiB");
-        }
+        const DAY: u64 = 86_400;
+        problems.range("relay.heartbeat_seconds", self.heartbeat_seconds, 1, DAY);
+        problems.range("relay.websocket_ping_seconds", self.websocket_ping_seconds, 1, DAY);
+        problems.range(
+            "relay.websocket_write_timeout_ms",
+            self.websocket_write_timeout_ms,
+            1,
+            DAY * 1000,
+        );
+        problems.range("relay.client_buffer_size", self.client_buffer_size as u64, 1, 1 << 20);
+        problems.range(
+            "relay.max_message_size_bytes",
+            self.max_message_size_bytes as u64,
+            1,
+            64 << 20,
+        );
         if let Some(id) = &self.stats_identity {
             if !crate::auth::is_valid_identity(id) {
                 problems.push("relay.stats_identity", "must match ^[A-Za-z0-9._-]{1,128}$");

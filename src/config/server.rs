@@ -59,12 +59,18 @@ impl ServerConfig {
                 );
             }
         }
-        if self.connection_lease_seconds < 3 {
-            problems.push("server.connection_lease_seconds", "must be at least 3");
-        }
-        if self.shutdown_timeout_seconds > 3600 {
-            problems.push("server.shutdown_timeout_seconds", "must be at most 3600");
-        }
+        problems.range(
+            "server.connection_lease_seconds",
+            self.connection_lease_seconds,
+            3,
+            3600,
+        );
+        problems.range(
+            "server.shutdown_timeout_seconds",
+            self.shutdown_timeout_seconds,
+            0,
+            3600,
+        );
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.len() < 16 {
                 problems.push(&format!("server.api_keys[{i}]"), "must be at least 16 characters");

@@ -110,15 +110,15 @@ impl SessionConfig {
         if self.session_claim.trim().is_empty() {
             problems.push("session.session_claim", "must not be empty");
         }
-        for (path, value) in [
-            ("session.max_message_size_bytes", self.max_message_size_bytes),
-            ("session.ping_seconds", self.ping_seconds as usize),
-            ("session.ping_timeout_seconds", self.ping_timeout_seconds as usize),
-            ("session.client_buffer_size", self.client_buffer_size),
-        ] {
-            if value == 0 {
-                problems.push(path, "must be greater than 0");
-            }
-        }
+        const DAY: u64 = 86_400;
+        problems.range("session.ping_seconds", self.ping_seconds, 1, DAY);
+        problems.range("session.ping_timeout_seconds", self.ping_timeout_seconds, 1, DAY);
+        problems.range(
+            "session.max_message_size_bytes",
+            self.max_message_size_bytes as u64,
+            1,
+            64 << 20,
+        );
+        problems.range("session.client_buffer_size", self.client_buffer_size as u64, 1, 1 << 20);
     }
 }

@@ -28,6 +28,11 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
+/// A 405 in the contract's JSON shape.
+pub async fn method_not_allowed() -> Response {
+    error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
 /// A 404 in the contract's JSON shape.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not found")

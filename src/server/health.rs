@@ -29,7 +29,12 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let kind = state.broker.kind();
     if state.shutdown.is_cancelled() {
-        let body = json!({ "status": "not ready", "error": "shutting down", "broker": kind });
+        let broker = if state.broker.is_ready() {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        let body = json!({ "status": "not ready", "error": "shutting down", "broker": broker, "broker_kind": kind });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     if state.broker.is_ready() {

@@ -64,7 +64,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     if state.config.session.enabled {
         app = app.merge(crate::relay::session::routes(state.clone()));
     }
-    app.layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer))
+    app.method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(axum::middleware::from_fn(error::log_request))
 }
 
