@@ -59,14 +59,14 @@ pub fn main() -> ExitCode {
 }
 
 fn validate(path: &std::path::Path) -> ExitCode {
-    let config = match crate::config::load(Some(path), std::env::vars()) {
-        Ok(config) => config,
+    let (config, mut problems) = match crate::config::load_lenient(Some(path), std::env::vars()) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let problems = config.validate(false);
+    problems.extend(config.validate(false));
     if problems.is_empty() {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;

@@ -42,7 +42,20 @@ fn render(problems: &[Problem]) -> String {
 }
 
 /// Reads `file` (if any), applies env overrides, and deserializes. Does not validate.
+/// Unknown keys are a [`ConfigError::Parse`] naming each key path.
 pub fn load(file: Option<&Path>, env: impl Lookup) -> Result<Config, ConfigError> {
+    let (config, unknown) = load_lenient(file, env)?;
+    if unknown.is_empty() {
+        return Ok(config);
+    }
+    Err(ConfigError::Parse(
+        unknown.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "),
+    ))
+}
+
+/// Like [`load`], but unknown keys are left out and returned as problems with their
+/// key paths, so `streamgate validate` can list them together with every other problem.
+pub fn load_lenient(file: Option<&Path>, env: impl Lookup) -> Result<(Config, Vec<Problem>), ConfigError> {
     let mut tree = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -59,7 +72,39 @@ pub fn load(file: Option<&Path>, env: impl Lookup) -> Result<Config, ConfigError
     for (name, raw) in overrides {
         apply_override(&mut tree, &defaults, &name, &raw)?;
     }
-    serde_norway::from_value(tree).map_err(|e| ConfigError::Parse(e.to_string()))
+    let mut unknown = Vec::new();
+    take_unknown_keys(&mut tree, &defaults, "", &mut unknown);
+    let config = serde_norway::from_value(tree).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    Ok((config, unknown))
+}
+
+/// Removes from `tree` every key the defaults do not have, recording its dotted path.
+/// Sections (mappings in the defaults) are walked; other values are left to serde.
+fn take_unknown_keys(tree: &mut Value, defaults: &Value, prefix: &str, found: &mut Vec<Problem>) {
+    let (Some(map), Some(known)) = (tree.as_mapping_mut(), defaults.as_mapping()) else {
+        return;
+    };
+    let mut unknown = Vec::new();
+    for (key, value) in map.iter_mut() {
+        let Some(name) = key.as_str() else { continue };
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match known.get(name) {
+            Some(default) => take_unknown_keys(value, default, &path, found),
+            None => unknown.push((key.clone(), path)),
+        }
+    }
+    for (key, path) in unknown {
+        map.remove(&key);
+        let expected: Vec<&str> = known.keys().filter_map(Value::as_str).collect();
+        found.push(Problem {
+            path,
+            message: format!("unknown key (expected one of: {})", expected.join(", ")),
+        });
+    }
 }
 
 fn parse_yaml(text: &str) -> Result<Value, ConfigError> {

@@ -20,7 +20,7 @@ mod session;
 pub use auth::AuthConfig;
 pub use broker::{BrokerConfig, BrokerKind, RedisConfig};
 pub use chat::ChatConfig;
-pub use load::{load, ConfigError, Lookup};
+pub use load::{load, load_lenient, ConfigError, Lookup};
 pub use logging::{LogFormat, LoggingConfig};
 pub use relay::{RelayConfig, SlowConsumerPolicy};
 pub use server::ServerConfig;

@@ -40,6 +40,25 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// `result` labels of `streamgate_relay_publish_requests_total`.
+const PUBLISH_RESULTS: [&str; 4] = ["ok", "unauthorized", "bad_request", "unavailable"];
+/// `reason` labels of `streamgate_auth_failures_total` (`AuthError::reason`).
+const AUTH_FAILURE_REASONS: [&str; 11] = [
+    "missing",
+    "malformed",
+    "signature",
+    "algorithm",
+    "expired",
+    "not_yet_valid",
+    "missing_expiry",
+    "issuer",
+    "audience",
+    "identity",
+    "forbidden",
+];
+/// `reason` labels of `streamgate_server_connection_rejections_total`.
+const REJECTION_REASONS: [&str; 3] = ["limit", "not_ready", "origin"];
+
 /// Handles to every metric; cloned handles share the same atomics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -184,7 +203,26 @@ impl Metrics {
             "Refused session connections by reason",
             m.session_auth_failures.clone(),
         );
+        m.init_label_sets();
         Self { registry, ..m }
+    }
+
+    /// Creates the known series of every labelled family at 0, so each family is on
+    /// the first scrape instead of appearing only after its first event (absent
+    /// series break `rate()` and alerts).
+    fn init_label_sets(&self) {
+        for transport in [Transport::Sse, Transport::WebSocket] {
+            self.connection_delta(transport, 0);
+        }
+        for result in PUBLISH_RESULTS {
+            let _ = self.publish_requests.get_or_create(&ResultLabel { result });
+        }
+        for reason in AUTH_FAILURE_REASONS {
+            let _ = self.auth_failures.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in REJECTION_REASONS {
+            let _ = self.rejections.get_or_create(&ReasonLabel { reason });
+        }
     }
 
     /// Prometheus text exposition of every metric.

@@ -5,10 +5,12 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod clients;
+pub mod process;
 pub mod redis;
 pub mod server;
 
 pub use clients::{SseClient, SseEvent, WsClient};
+pub use process::{run_cli, BinaryServer, CliOutput};
 pub use redis::Redis;
 pub use server::{base_config, token, token_with, TestServer, API_KEY, SECRET};
 
