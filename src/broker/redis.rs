@@ -23,7 +23,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Leases refreshed per script call.
 const REFRESH_CHUNK: usize = 500;
 
-/// Takes a lease on every key if none is full. KEYS = slot keys;
+/// Takes a lease on every key if none is full. A key's expiry only ever grows, so
+/// nodes with different lease lengths never cut each other's leases short. KEYS = slot keys;
 /// ARGV = holder, ttl_ms, limit per key. Uses the Redis clock so nodes agree.
 const ACQUIRE_LUA: &str = r#"
 local t = redis.call('TIME')
@@ -38,7 +39,7 @@ for i, key in ipairs(KEYS) do
 end
 for _, key in ipairs(KEYS) do
   redis.call('ZADD', key, now + ttl, ARGV[1])
-  redis.call('PEXPIRE', key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 return 1
 "#;
@@ -51,8 +52,21 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now + ttl, ARGV[i + 1])
-  redis.call('PEXPIRE', key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
+return 1
+"#;
+
+/// Adds a revocation entry, keeping the later expiry, and makes the list key live
+/// as long as its longest entry. KEYS = list; ARGV = entry, expires_at, now (Unix s).
+const REVOKE_LUA: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not old) or tonumber(old) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1)
 return 1
 "#;
 
@@ -62,6 +76,7 @@ pub struct RedisBroker {
     ready: watch::Sender<bool>,
     acquire: Script,
     refresh: Script,
+    revoke: Script,
 }
 
 impl RedisBroker {
@@ -95,6 +110,7 @@ impl RedisBroker {
             ready,
             acquire: Script::new(ACQUIRE_LUA),
             refresh: Script::new(REFRESH_LUA),
+            revoke: Script::new(REVOKE_LUA),
         })
     }
 }
@@ -188,6 +204,44 @@ impl Broker for RedisBroker {
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError> {
         self.set_key(key, value, ttl).await
     }
+
+    async fn revoke(&self, subject: &str, entry: &str, expires_at: u64) -> Result<(), BrokerError> {
+        let mut invocation = self.revoke.prepare_invoke();
+        invocation
+            .key(revocation_key(subject))
+            .arg(entry)
+            .arg(expires_at)
+            .arg(unix_now());
+        let mut conn = self.conn.clone();
+        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn revocations(&self, subject: &str) -> Result<Vec<(String, u64)>, BrokerError> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, f64)> = ::redis::cmd("ZRANGEBYSCORE")
+            .arg(revocation_key(subject))
+            .arg(format!("({}", unix_now()))
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        Ok(entries.into_iter().map(|(entry, at)| (entry, at as u64)).collect())
+    }
+}
+
+/// The sorted set of `subject`'s revocations (score = expiry, Unix seconds).
+fn revocation_key(subject: &str) -> String {
+    key(&format!("revoked:{subject}"))
+}
+
+/// Node wall clock in Unix seconds: revocation expiries come from token `exp`
+/// values, which are judged by the same clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 // === impl Broker: plain keys ===
