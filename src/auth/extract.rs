@@ -1,17 +1,47 @@
-//! `Principal` as an axum extractor: handlers never parse tokens.
+//! The one path from a request to a [`Principal`]: find the token in the configured
+//! sources, verify it (locally, then remotely when configured), refuse it when
+//! revoked, and count every refusal by reason. [`Principal`] is an axum extractor
+//! built on [`authenticate`], so handlers never parse tokens.
 
-use super::{token_source, AuthError, Principal, Verifier};
+use super::{revocation, AuthError, Principal, Verifier};
+use crate::broker::Broker;
 use crate::telemetry::Metrics;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use std::sync::Arc;
 
-/// What the extractor needs from the application state.
+/// What authentication needs from the application state.
 pub trait AuthState: Send + Sync {
     /// The verifier of client tokens.
     fn verifier(&self) -> &Verifier;
     /// Where auth failures are counted.
     fn metrics(&self) -> &Metrics;
+    /// Where revocations are stored.
+    fn broker(&self) -> &dyn Broker;
+}
+
+/// Authenticates a request from its headers and query string. Every failure is
+/// counted in `streamgate_auth_failures_total{reason}`.
+pub async fn authenticate<S>(state: &S, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError>
+where
+    S: AuthState + ?Sized,
+{
+    let result: Result<Principal, AuthError> = async {
+        let token = state
+            .verifier()
+            .token_sources()
+            .find(headers, query)
+            .ok_or(AuthError::Missing)?;
+        let principal = state.verifier().verify(&token).await?;
+        revocation::check(state.broker(), &principal).await?;
+        Ok(principal)
+    }
+    .await;
+    if let Err(e) = &result {
+        state.metrics().auth_failure(e.reason());
+    }
+    result
 }
 
 impl<S> FromRequestParts<Arc<S>> for Principal
@@ -21,13 +51,6 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Self::Rejection> {
-        let result = match token_source::from_parts(parts) {
-            None => Err(AuthError::Missing),
-            Some(token) => state.verifier().verify(&token),
-        };
-        if let Err(e) = &result {
-            state.metrics().auth_failure(e.reason());
-        }
-        result
+        authenticate(state.as_ref(), &parts.headers, parts.uri.query()).await
     }
 }

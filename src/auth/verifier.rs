@@ -1,171 +1,212 @@
 //! [`Verifier`]: checks signature, algorithm, time claims, issuer, audience and the
-//! identity claim, locally.
+//! claims of `auth:`, then (when configured) asks the provider.
 
-use super::identity::identity_from_claim;
-use super::{is_hmac, parse_algorithm, AuthError, InvalidReason, Principal, PublicKey};
-use crate::config::AuthConfig;
-use jsonwebtoken::errors::ErrorKind;
+use super::claims::ClaimRules;
+use super::jwks::KeyStore;
+use super::refresh::Refresher;
+use super::remote::RemoteVerifier;
+use super::validation::{classify, header_failure, validation};
+use super::{is_hmac, parse_algorithm, AuthError, InvalidReason, Principal, PublicKey, TokenSources};
+use crate::config::{AuthConfig, KeySourceKind};
+use crate::net::HttpClient;
+use crate::telemetry::Metrics;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// Verifies client tokens. Built once from `auth:`; `verify` never does I/O.
+/// Where verification keys come from.
+enum Keys {
+    /// One key (secret or PEM) for every token.
+    Fixed(DecodingKey),
+    /// A key set picked by `kid`.
+    Set(Arc<KeyStore>),
+}
+
+/// Verifies client tokens. Built once from `auth:`. Local verification never does
+/// I/O except fetching a key set for a `kid` it has not seen (rate-limited).
 pub struct Verifier {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     /// Same rules with `exp` required / optional, for [`Verifier::verify_claims`].
     validation_exp: Validation,
     validation_no_exp: Validation,
-    identity_claim: String,
+    claims: ClaimRules,
+    sources: TokenSources,
+    remote: Option<RemoteVerifier>,
+    pub(super) refresher: Option<Refresher>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("algorithms", &self.validation.algorithms)
-            .field("identity_claim", &self.identity_claim)
+            .field("identity_claim", &self.claims.identity_claim())
+            .field("remote", &self.remote.is_some())
+            .field("refresh", &self.refresher.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// Every asymmetric algorithm a key set may offer.
+const KEY_SET_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 impl Verifier {
-    /// Builds a verifier from a validated `auth:` section.
+    /// Builds a verifier from a validated `auth:` section, with its own metrics
+    /// (for tests and tools; the server uses [`Verifier::new`]).
     pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
-        let (key, supported) = if let Some(secret) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-            let key = DecodingKey::from_secret(secret.as_bytes());
-            (key, vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512])
-        } else if let Some(path) = cfg.jwt_public_key.as_deref().filter(|s| !s.is_empty()) {
-            let pem = std::fs::read(path).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
-            let pk = PublicKey::from_pem(&pem).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
-            (pk.key, pk.algorithms)
-        } else {
-            return Err("auth: no jwt_secret or jwt_public_key".into());
-        };
-        let algorithms = if cfg.algorithms.is_empty() {
-            supported
-        } else {
-            let chosen: Vec<Algorithm> = cfg
-                .algorithms
-                .iter()
-                .map(|a| parse_algorithm(a))
-                .collect::<Result<_, _>>()?;
-            let secret_key = supported.iter().copied().all(is_hmac);
-            if chosen.iter().any(|a| is_hmac(*a) != secret_key) {
-                return Err("auth.algorithms: an algorithm does not fit the key type".into());
+        Self::new(cfg, Arc::new(Metrics::new()))
+    }
+
+    /// Builds a verifier from a validated `auth:` section. With a key set, starts
+    /// fetching it in the background (when inside a Tokio runtime).
+    pub fn new(cfg: &AuthConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let client = match cfg.endpoints().is_empty() {
+            true => None,
+            false => {
+                if cfg.allow_private_endpoints {
+                    tracing::warn!(
+                        endpoints = ?cfg.endpoints().iter().map(|(path, _)| *path).collect::<Vec<_>>(),
+                        "auth.allow_private_endpoints is on: identity endpoints may reach internal addresses"
+                    );
+                }
+                Some(HttpClient::new(cfg.allow_private_endpoints).map_err(|e| format!("auth: HTTP client: {e}"))?)
             }
-            chosen
+        };
+        // `None`: keys come from a key set.
+        let (fixed, supported) = match cfg.key_sources().as_slice() {
+            [KeySourceKind::Secret] => {
+                let secret = cfg.jwt_secret.as_deref().unwrap_or_default();
+                let key = DecodingKey::from_secret(secret.as_bytes());
+                (Some(key), vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512])
+            }
+            [KeySourceKind::PublicKey] => {
+                let path = cfg.jwt_public_key.as_deref().unwrap_or_default();
+                let pem = std::fs::read(path).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+                let pk = PublicKey::from_pem(&pem).map_err(|e| format!("auth.jwt_public_key {path:?}: {e}"))?;
+                (Some(pk.key), pk.algorithms)
+            }
+            [KeySourceKind::KeySet] => (None, KEY_SET_ALGORITHMS.to_vec()),
+            [] => return Err("auth: no jwt_secret, jwt_public_key, jwks_url or oidc_issuer".into()),
+            _ => return Err("auth: more than one key source".into()),
+        };
+        let algorithms = chosen_algorithms(cfg, &supported)?;
+        let keys = match (fixed, &client) {
+            (Some(key), _) => Keys::Fixed(key),
+            (None, Some(client)) => Keys::Set(KeyStore::start(
+                cfg,
+                client.clone(),
+                metrics.clone(),
+                algorithms.clone(),
+            )),
+            (None, None) => return Err("auth: a key set needs auth.jwks_url or auth.oidc_issuer".into()),
         };
         let validation = validation(cfg, algorithms);
         let (mut validation_exp, mut validation_no_exp) = (validation.clone(), validation.clone());
         validation_exp.required_spec_claims.insert("exp".into());
         validation_no_exp.required_spec_claims.remove("exp");
+        let remote = match (&client, cfg.verify.enabled()) {
+            (Some(client), true) => Some(RemoteVerifier::new(cfg, client.clone(), metrics.clone())),
+            _ => None,
+        };
+        let refresher = match (&client, cfg.refresh.enabled()) {
+            (Some(client), true) => Some(Refresher::new(cfg, client.clone())),
+            _ => None,
+        };
         Ok(Self {
-            key,
+            keys,
             validation,
             validation_exp,
             validation_no_exp,
-            identity_claim: cfg.identity_claim.clone(),
+            claims: ClaimRules::from_config(cfg),
+            sources: TokenSources::from_config(cfg),
+            remote,
+            refresher,
+            metrics,
         })
     }
 
-    /// Verifies `token` and derives the [`Principal`]. Failures carry a bounded reason.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = self.decode(token, &self.validation)?;
-        let identity = claims
-            .get(&self.identity_claim)
-            .and_then(identity_from_claim)
-            .ok_or(invalid(InvalidReason::Identity))?;
-        let expires_at = claims.get("exp").and_then(Value::as_u64);
-        Ok(Principal {
-            identity: identity.into(),
-            expires_at,
-            claims: Arc::new(claims),
-        })
+    /// Where requests carry their tokens.
+    pub fn token_sources(&self) -> &TokenSources {
+        &self.sources
+    }
+
+    /// Verifies `token` and derives the [`Principal`]: locally, then with
+    /// `auth.verify` when configured. Failures carry a bounded reason. Revocation is
+    /// checked by [`super::authenticate`], which needs the broker.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let principal = self.verify_local(token).await?;
+        if let Some(remote) = &self.remote {
+            remote.check(token, &principal).await.map_err(AuthError::Invalid)?;
+        }
+        Ok(principal)
+    }
+
+    /// Local verification only: signature, claims, identity, `azp`.
+    pub async fn verify_local(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.decode(token, &self.validation).await?;
+        self.claims.principal(claims).map_err(AuthError::Invalid)
     }
 
     /// Verifies signature, algorithm, time claims, issuer and audience, and returns the
     /// claims without deriving an identity (for jobs whose tokens carry other claims,
     /// such as session tokens `{session_id, iat}`). `exp` is required only when
     /// `require_expiry` is true.
-    pub fn verify_claims(&self, token: &str, require_expiry: bool) -> Result<Map<String, Value>, AuthError> {
+    pub async fn verify_claims(&self, token: &str, require_expiry: bool) -> Result<Map<String, Value>, AuthError> {
         let validation = if require_expiry {
             &self.validation_exp
         } else {
             &self.validation_no_exp
         };
-        self.decode(token, validation)
+        self.decode(token, validation).await
     }
 
-    fn decode(&self, token: &str, validation: &Validation) -> Result<Map<String, Value>, AuthError> {
+    async fn decode(&self, token: &str, validation: &Validation) -> Result<Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(header_failure(token)))?;
         if !validation.algorithms.contains(&header.alg) {
             return Err(invalid(InvalidReason::Algorithm));
         }
-        jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, validation)
-            .map(|data| data.claims)
-            .map_err(|e| invalid(classify(e.kind())))
+        let decoded = match &self.keys {
+            Keys::Fixed(key) => jsonwebtoken::decode::<Map<String, Value>>(token, key, validation),
+            Keys::Set(store) => {
+                let key = store.key(header.kid.as_deref()).await.map_err(invalid)?;
+                if !key.algorithms.contains(&header.alg) {
+                    return Err(invalid(InvalidReason::Algorithm));
+                }
+                jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
+            }
+        };
+        decoded.map(|data| data.claims).map_err(|e| invalid(classify(e.kind())))
     }
 }
 
-fn validation(cfg: &AuthConfig, algorithms: Vec<Algorithm>) -> Validation {
-    let mut v = Validation::new(algorithms[0]);
-    v.algorithms = algorithms;
-    v.leeway = cfg.leeway_seconds;
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    v.required_spec_claims.clear();
-    if cfg.require_expiry {
-        v.required_spec_claims.insert("exp".into());
+/// `auth.algorithms` when set (each must fit the key type), else every supported one.
+fn chosen_algorithms(cfg: &AuthConfig, supported: &[Algorithm]) -> Result<Vec<Algorithm>, String> {
+    if cfg.algorithms.is_empty() {
+        return Ok(supported.to_vec());
     }
-    match cfg.expected_issuer.as_deref().filter(|s| !s.is_empty()) {
-        Some(iss) => {
-            // Required too: a token without `iss` must not pass an issuer check.
-            v.set_issuer(&[iss]);
-            v.required_spec_claims.insert("iss".into());
-        }
-        None => v.iss = None,
+    let chosen: Vec<Algorithm> = cfg
+        .algorithms
+        .iter()
+        .map(|a| parse_algorithm(a))
+        .collect::<Result<_, _>>()?;
+    let secret_key = supported.iter().copied().all(is_hmac);
+    if chosen.iter().any(|a| is_hmac(*a) != secret_key) {
+        return Err("auth.algorithms: an algorithm does not fit the key type".into());
     }
-    match cfg.expected_audience.as_deref().filter(|s| !s.is_empty()) {
-        Some(aud) => {
-            v.set_audience(&[aud]);
-            v.required_spec_claims.insert("aud".into());
-        }
-        None => v.validate_aud = false,
-    }
-    v
-}
-
-/// Why a header did not parse: an `alg` outside what we support (`none`, say) is an
-/// algorithm refusal; anything else is malformed.
-fn header_failure(token: &str) -> InvalidReason {
-    use base64::Engine;
-    let alg = token
-        .split('.')
-        .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
-        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
-        .and_then(|h| h.get("alg").map(Value::is_string));
-    match alg {
-        Some(true) => InvalidReason::Algorithm,
-        _ => InvalidReason::Malformed,
-    }
+    Ok(chosen)
 }
 
 fn invalid(reason: InvalidReason) -> AuthError {
     AuthError::Invalid(reason)
-}
-
-fn classify(kind: &ErrorKind) -> InvalidReason {
-    match kind {
-        ErrorKind::InvalidSignature => InvalidReason::Signature,
-        ErrorKind::ExpiredSignature => InvalidReason::Expired,
-        ErrorKind::ImmatureSignature => InvalidReason::NotYetValid,
-        ErrorKind::InvalidIssuer => InvalidReason::Issuer,
-        ErrorKind::InvalidAudience => InvalidReason::Audience,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => InvalidReason::Algorithm,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => InvalidReason::MissingExpiry,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => InvalidReason::Issuer,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => InvalidReason::Audience,
-        _ => InvalidReason::Malformed,
-    }
 }

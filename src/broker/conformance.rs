@@ -1,5 +1,5 @@
-//! One conformance suite for every [`Broker`]: the same publish, pattern and lease
-//! behaviour for `memory` and `redis`, so backends cannot drift.
+//! One conformance suite for every [`Broker`]: the same publish, pattern, lease,
+//! key and revocation behaviour for `memory` and `redis`, so backends cannot drift.
 //!
 //! `tests/broker_conformance.rs` runs [`run_all`] against each implementation
 //! (Redis on a private `redis-server`).
@@ -39,6 +39,7 @@ where
         Case::Leases,
         Case::AllOrNothing,
         Case::Keys,
+        Case::Revocations,
     ] {
         let (sink, rx) = channel_sink();
         let broker = make(patterns(), sink).await;
@@ -49,10 +50,11 @@ where
             Case::Leases => leases(broker.as_ref()).await,
             Case::AllOrNothing => all_or_nothing(broker.as_ref()).await,
             Case::Keys => keys(broker.as_ref()).await,
+            Case::Revocations => revocations(broker.as_ref()).await,
         }
         cases += 1;
     }
-    assert_eq!(cases, 5);
+    assert_eq!(cases, 6);
 }
 
 enum Case {
@@ -61,6 +63,7 @@ enum Case {
     Leases,
     AllOrNothing,
     Keys,
+    Revocations,
 }
 
 async fn wait_ready(broker: &dyn Broker) {
@@ -214,5 +217,52 @@ async fn keys(broker: &dyn Broker) {
             broker.kind()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Revocation lists: entries listed soonest expiry first, a repeated entry keeps the
+/// later expiry, subjects are separate, expired entries vanish.
+async fn revocations(broker: &dyn Broker) {
+    let subject = format!("conf{}", rand::random::<u32>());
+    let other = format!("{subject}x");
+    let now = unix_now();
+    assert_eq!(broker.revocations(&subject).await.unwrap(), vec![], "{}: empty list", broker.kind());
+    broker.revoke(&subject, "jti:a", now + 600).await.unwrap();
+    broker.revoke(&subject, "before:100", now + 300).await.unwrap();
+    broker.revoke(&subject, "jti:a", now + 60).await.unwrap();
+    broker.revoke(&other, "jti:z", now + 600).await.unwrap();
+    assert_eq!(
+        broker.revocations(&subject).await.unwrap(),
+        vec![("before:100".to_string(), now + 300), ("jti:a".to_string(), now + 600)],
+        "{}: soonest first, later expiry kept",
+        broker.kind()
+    );
+    assert_eq!(
+        broker.revocations(&other).await.unwrap(),
+        vec![("jti:z".to_string(), now + 600)],
+        "{}: subjects are separate",
+        broker.kind()
+    );
+    broker.revoke(&subject, "jti:short", unix_now() + 1).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let live = broker.revocations(&subject).await.unwrap();
+        if !live.iter().any(|(entry, _)| entry == "jti:short") {
+            assert_eq!(live.len(), 2, "{}: only the expired entry went", broker.kind());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: expired revocation disappears",
+            broker.kind()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

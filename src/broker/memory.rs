@@ -14,6 +14,8 @@ pub struct MemoryBroker {
     sink: Sink,
     leases: Mutex<HashMap<String, HashSet<String>>>,
     values: Mutex<HashMap<String, (Bytes, Option<Instant>)>>,
+    /// Subject → (entry → expiry in Unix seconds).
+    revocations: Mutex<HashMap<String, HashMap<String, u64>>>,
     ready: tokio::sync::watch::Sender<bool>,
 }
 
@@ -26,6 +28,7 @@ impl MemoryBroker {
             sink,
             leases: Mutex::new(HashMap::new()),
             values: Mutex::new(HashMap::new()),
+            revocations: Mutex::new(HashMap::new()),
             ready: tokio::sync::watch::Sender::new(true),
         }
     }
@@ -109,4 +112,39 @@ impl Broker for MemoryBroker {
         values.insert(key.to_string(), (value, expiry));
         Ok(())
     }
+
+    async fn revoke(&self, subject: &str, entry: &str, expires_at: u64) -> Result<(), BrokerError> {
+        let now = unix_now();
+        // Lock held for the cleanup and one insert; no await inside.
+        let mut all = self.revocations.lock().unwrap_or_else(|p| p.into_inner());
+        let list = all.entry(subject.to_string()).or_default();
+        list.retain(|_, expiry| *expiry > now);
+        let kept = list.entry(entry.to_string()).or_insert(expires_at);
+        *kept = (*kept).max(expires_at);
+        Ok(())
+    }
+
+    async fn revocations(&self, subject: &str) -> Result<Vec<(String, u64)>, BrokerError> {
+        let now = unix_now();
+        // Lock held for one lookup and cleanup; no await inside.
+        let mut all = self.revocations.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = all.get_mut(subject) else {
+            return Ok(Vec::new());
+        };
+        list.retain(|_, expiry| *expiry > now);
+        let mut live: Vec<(String, u64)> = list.iter().map(|(e, x)| (e.clone(), *x)).collect();
+        if live.is_empty() {
+            all.remove(subject);
+        }
+        live.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(live)
+    }
+}
+
+/// Wall-clock Unix seconds (revocation expiries are absolute times shared by nodes).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }

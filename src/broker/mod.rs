@@ -1,8 +1,8 @@
 //! The broker: the only door to shared state.
 //!
 //! Every node holds exactly one subscription (a set of glob patterns such as
-//! `streams:*`) whose messages go to a [`Sink`] (the hub). Publishing, readiness
-//! and connection-limit leases go through [`Broker`]. Implementations:
+//! `streams:*`) whose messages go to a [`Sink`] (the hub). Publishing, readiness,
+//! connection-limit leases, plain keys and revocation lists go through [`Broker`]. Implementations:
 //! [`MemoryBroker`] (one process, the default) and [`RedisBroker`] (many nodes).
 //! Both pass the same conformance suite (`conformance.rs`).
 
@@ -68,6 +68,14 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Writes a plain key, expiring after `ttl` when given.
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), BrokerError>;
+
+    /// Adds `entry` to the revocation list of `subject`, kept until `expires_at`
+    /// (Unix seconds). Adding an entry again keeps the later of the two expiries.
+    async fn revoke(&self, subject: &str, entry: &str, expires_at: u64) -> Result<(), BrokerError>;
+
+    /// The entries of `subject`'s revocation list that have not expired, with their
+    /// expiry (Unix seconds), soonest expiry first.
+    async fn revocations(&self, subject: &str) -> Result<Vec<(String, u64)>, BrokerError>;
 }
 
 /// Builds the configured broker and starts its subscription to `patterns`.

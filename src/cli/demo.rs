@@ -14,7 +14,8 @@ pub(super) struct Demo {
 /// (so the printed browser lines work from any page). Returns `None` when the
 /// environment already configured a key (then it is not a demo).
 pub(super) fn prepare(config: &mut Config) -> Option<Demo> {
-    let has_key = config.auth.jwt_secret.is_some() || config.auth.jwt_public_key.is_some();
+    let a = &config.auth;
+    let has_key = a.jwt_secret.is_some() || a.jwt_public_key.is_some() || a.jwks_url.is_some() || a.oidc_issuer.is_some();
     if has_key {
         return None;
     }

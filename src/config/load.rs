@@ -80,10 +80,15 @@ pub fn load_lenient(file: Option<&Path>, env: impl Lookup) -> Result<(Config, Ve
 
 /// Removes from `tree` every key the defaults do not have, recording its dotted path.
 /// Sections (mappings in the defaults) are walked; other values are left to serde.
+/// An empty mapping in the defaults is a free-form map (`auth.refresh.extra_params`),
+/// not a section: its keys are the user's.
 fn take_unknown_keys(tree: &mut Value, defaults: &Value, prefix: &str, found: &mut Vec<Problem>) {
     let (Some(map), Some(known)) = (tree.as_mapping_mut(), defaults.as_mapping()) else {
         return;
     };
+    if known.is_empty() {
+        return;
+    }
     let mut unknown = Vec::new();
     for (key, value) in map.iter_mut() {
         let Some(name) = key.as_str() else { continue };

@@ -9,6 +9,7 @@
 //! not pass silently.
 
 mod auth;
+mod auth_endpoints;
 mod broker;
 mod chat;
 mod load;
@@ -17,7 +18,8 @@ mod relay;
 mod server;
 mod session;
 
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, KeySourceKind, TokenSourceKind, MIN_SECRET_BYTES};
+pub use auth_endpoints::{HttpMethod, RefreshConfig, TokenLocation, VerifyConfig};
 pub use broker::{BrokerConfig, BrokerKind, RedisConfig};
 pub use chat::ChatConfig;
 pub use load::{load, load_lenient, ConfigError, Lookup};

@@ -176,3 +176,148 @@ fn missing_file_is_a_read_error() {
     let err = load(Some(std::path::Path::new("/nonexistent/streamgate.yaml")), Vec::new()).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }
+
+#[test]
+fn auth_provider_defaults_match_the_documented_values() {
+    let a = Config::default().auth;
+    assert_eq!((a.jwks_cache_seconds, a.jwks_min_refresh_seconds, a.jwks_timeout_ms), (300, 10, 5000));
+    assert_eq!((a.name_claim.as_str(), a.roles_claim.as_str()), ("preferred_username", "roles"));
+    assert_eq!(a.token_sources, [TokenSourceKind::Header, TokenSourceKind::Query]);
+    assert_eq!(a.cookie_name, "session");
+    assert!(!a.allow_private_endpoints);
+    assert_eq!(a.revocation_ttl_seconds, 86_400);
+    let v = &a.verify;
+    assert_eq!((v.method, v.token_location), (HttpMethod::Post, TokenLocation::Body));
+    assert_eq!((v.token_param.as_str(), v.active_field.as_str(), v.identity_field.as_str()), ("token", "active", "sub"));
+    assert_eq!((v.cache_seconds, v.timeout_ms), (60, 2000));
+    let r = &a.refresh;
+    assert_eq!((r.token_param.as_str(), r.new_token_field.as_str()), ("refresh_token", "access_token"));
+    assert_eq!((r.interval_seconds, r.timeout_ms), (1800, 2000));
+}
+
+/// (case, yaml of the auth section, key paths expected among the problems)
+const INVALID_AUTH: &[(&str, &str, &[&str])] = &[
+    (
+        "secret and key set",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, jwks_url: 'https://8.8.8.8/jwks'}",
+        &["auth"],
+    ),
+    ("jwks url not a url", "{jwks_url: 'jwks.json'}", &["auth.jwks_url"]),
+    ("plain http to a public host", "{jwks_url: 'http://8.8.8.8/jwks'}", &["auth.jwks_url"]),
+    ("loopback jwks", "{jwks_url: 'https://127.0.0.1/jwks'}", &["auth.jwks_url"]),
+    ("private jwks", "{jwks_url: 'https://10.0.0.1/jwks'}", &["auth.jwks_url"]),
+    ("metadata jwks", "{jwks_url: 'http://169.254.169.254/latest'}", &["auth.jwks_url"]),
+    ("v6 loopback jwks", "{jwks_url: 'https://[::1]:8443/jwks'}", &["auth.jwks_url"]),
+    ("localhost jwks", "{jwks_url: 'https://localhost/jwks'}", &["auth.jwks_url"]),
+    ("loopback issuer", "{oidc_issuer: 'https://127.0.0.1/realms/x'}", &["auth.oidc_issuer"]),
+    (
+        "private verify url",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, verify: {url: 'https://10.1.2.3/introspect'}}",
+        &["auth.verify.url"],
+    ),
+    (
+        "loopback refresh url",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, refresh: {url: 'https://localhost/token'}}",
+        &["auth.refresh.url"],
+    ),
+    (
+        "hmac algorithm with a key set",
+        "{jwks_url: 'https://8.8.8.8/jwks', algorithms: [HS256]}",
+        &["auth.algorithms[0]"],
+    ),
+    (
+        "zero cache and floor",
+        "{jwks_url: 'https://8.8.8.8/jwks', jwks_cache_seconds: 0, jwks_min_refresh_seconds: 0}",
+        &["auth.jwks_cache_seconds", "auth.jwks_min_refresh_seconds"],
+    ),
+    (
+        "no token source, duplicate source",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, token_sources: []}",
+        &["auth.token_sources"],
+    ),
+    (
+        "duplicate source",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, token_sources: [query, query]}",
+        &["auth.token_sources[1]"],
+    ),
+    (
+        "bad cookie name",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, token_sources: [cookie], cookie_name: 'a b'}",
+        &["auth.cookie_name"],
+    ),
+    (
+        "GET with a body",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, allow_private_endpoints: true, verify: {url: 'http://127.0.0.1/v', method: GET}}",
+        &["auth.verify.token_location"],
+    ),
+    (
+        "token and service token both in Authorization",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, allow_private_endpoints: true, service_token: s, verify: {url: 'http://127.0.0.1/v', token_location: header, token_param: Authorization}}",
+        &["auth.verify.token_param"],
+    ),
+    (
+        "bad verify bounds",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, allow_private_endpoints: true, verify: {url: 'http://127.0.0.1/v', timeout_ms: 0, cache_max_entries: 0, active_field: ''}}",
+        &["auth.verify.timeout_ms", "auth.verify.cache_max_entries", "auth.verify.active_field"],
+    ),
+    (
+        "bad refresh fields",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, allow_private_endpoints: true, refresh: {url: 'http://127.0.0.1/t', new_token_field: '', interval_seconds: 0, extra_params: {refresh_token: x}}}",
+        &["auth.refresh.new_token_field", "auth.refresh.interval_seconds", "auth.refresh.extra_params"],
+    ),
+    (
+        "short revocation ttl",
+        "{jwt_secret: 0123456789abcdef0123456789abcdef, revocation_ttl_seconds: 5}",
+        &["auth.revocation_ttl_seconds"],
+    ),
+];
+
+#[test]
+fn auth_provider_problems_are_reported_with_their_key_paths() {
+    for (name, yaml, expected) in INVALID_AUTH {
+        let got = paths(&format!("auth: {yaml}"));
+        for path in *expected {
+            assert!(got.iter().any(|p| p == path), "case {name}: expected {path} in {got:?}");
+        }
+    }
+}
+
+#[test]
+fn valid_auth_provider_configs_pass() {
+    const CASES: &[(&str, &str)] = &[
+        ("public jwks", "{jwks_url: 'https://8.8.8.8/jwks'}"),
+        ("issuer only", "{oidc_issuer: 'https://8.8.8.8/realms/demo'}"),
+        ("issuer and jwks", "{oidc_issuer: 'https://8.8.8.8/r', jwks_url: 'https://8.8.8.8/jwks'}"),
+        ("internal with allow", "{jwks_url: 'http://127.0.0.1:8080/jwks', allow_private_endpoints: true}"),
+        (
+            "refresh with extra params",
+            "{jwt_secret: 0123456789abcdef0123456789abcdef, refresh: {url: 'https://8.8.8.8/token', extra_params: {grant_type: refresh_token, client_id: web}}}",
+        ),
+        (
+            "cookie source",
+            "{jwt_secret: 0123456789abcdef0123456789abcdef, token_sources: [cookie, header], cookie_name: sg_session}",
+        ),
+    ];
+    for (name, yaml) in CASES {
+        let got = paths(&format!("auth: {yaml}"));
+        assert!(got.is_empty(), "case {name}: {got:?}");
+    }
+}
+
+#[test]
+fn extra_params_take_any_key_from_file_and_env() {
+    let env = [("STREAMGATE__AUTH__REFRESH__EXTRA_PARAMS__CLIENT_ID", "web")];
+    let c = load_str(
+        "auth: {refresh: {extra_params: {grant_type: refresh_token}}}",
+        &env,
+    )
+    .unwrap();
+    let params: Vec<(&str, &str)> = c
+        .auth
+        .refresh
+        .extra_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(params, [("client_id", "web"), ("grant_type", "refresh_token")]);
+}

@@ -2,7 +2,7 @@
 //! node delivers it. Authenticated with a key from `server.api_keys`.
 
 use super::RelayError;
-use crate::auth::{is_valid_identity, token_source};
+use crate::auth::{check_api_key, is_valid_identity, ApiKeyRefusal};
 use crate::server::AppState;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -11,7 +11,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// Largest publish request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -43,10 +42,10 @@ pub async fn handle(
 
 async fn publish(state: &Arc<AppState>, request: Request) -> Result<(), RelayError> {
     let (parts, body) = request.into_parts();
-    let key = token_source::bearer(&parts.headers).ok_or(RelayError::MissingApiKey)?;
-    if !api_key_matches(&state.config.server.api_keys, &key) {
-        return Err(RelayError::InvalidApiKey);
-    }
+    check_api_key(&parts.headers, &state.config.server.api_keys).map_err(|refusal| match refusal {
+        ApiKeyRefusal::Missing => RelayError::MissingApiKey,
+        ApiKeyRefusal::Invalid => RelayError::InvalidApiKey,
+    })?;
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| RelayError::BadRequest(format!("body larger than {MAX_BODY_BYTES} bytes")))?;
@@ -79,13 +78,4 @@ fn topic(state: &AppState, req: &PublishRequest) -> Result<String, RelayError> {
         )),
         _ => Err(RelayError::BadRequest("give exactly one of identity or channel".into())),
     }
-}
-
-/// Compares `key` with every configured key in constant time (no early exit).
-fn api_key_matches(keys: &[String], key: &str) -> bool {
-    keys.iter()
-        .fold(subtle::Choice::from(0), |found, k| {
-            found | k.as_bytes().ct_eq(key.as_bytes())
-        })
-        .into()
 }

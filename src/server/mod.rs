@@ -57,7 +57,7 @@ impl RunningServer {
 
 /// Builds the router with every enabled job and the operational routes.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut app = health::routes(state.clone());
+    let mut app = health::routes(state.clone()).merge(crate::admin::routes(state.clone()));
     if state.config.relay.enabled {
         app = app.merge(crate::relay::routes(state.clone()));
     }

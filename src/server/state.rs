@@ -37,7 +37,7 @@ impl AppState {
     /// Builds state and starts the broker subscription. The config must be valid.
     pub fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::new());
-        let verifier = Verifier::from_config(&config.auth).map_err(anyhow::Error::msg)?;
+        let verifier = Verifier::new(&config.auth, metrics.clone()).map_err(anyhow::Error::msg)?;
         let hub = Hub::new(metrics.clone());
         let patterns = subscription_patterns(&config);
         let sink_hub = hub.clone();
@@ -86,5 +86,9 @@ impl AuthState for AppState {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
     }
 }

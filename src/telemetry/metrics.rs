@@ -40,10 +40,22 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabel {
+    call: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+    result: &'static str,
+}
+
 /// `result` labels of `streamgate_relay_publish_requests_total`.
 const PUBLISH_RESULTS: [&str; 4] = ["ok", "unauthorized", "bad_request", "unavailable"];
 /// `reason` labels of `streamgate_auth_failures_total` (`AuthError::reason`).
-const AUTH_FAILURE_REASONS: [&str; 11] = [
+const AUTH_FAILURE_REASONS: [&str; 19] = [
     "missing",
     "malformed",
     "signature",
@@ -55,7 +67,19 @@ const AUTH_FAILURE_REASONS: [&str; 11] = [
     "audience",
     "identity",
     "forbidden",
+    "azp",
+    "unknown_key",
+    "keys_unavailable",
+    "inactive",
+    "identity_mismatch",
+    "provider_error",
+    "revoked",
+    "unavailable",
 ];
+/// `call` labels of `streamgate_auth_provider_calls_total`.
+const PROVIDER_CALLS: [&str; 4] = ["jwks", "discovery", "verify", "refresh"];
+/// `route` labels of `streamgate_admin_requests_total`.
+const ADMIN_ROUTES: [&str; 2] = ["revoke", "revocations"];
 /// `reason` labels of `streamgate_server_connection_rejections_total`.
 const REJECTION_REASONS: [&str; 3] = ["limit", "not_ready", "origin"];
 
@@ -72,6 +96,8 @@ pub struct Metrics {
     inbound_dropped: Counter,
     publish_requests: Family<ResultLabel, Counter>,
     auth_failures: Family<ReasonLabel, Counter>,
+    auth_provider_calls: Family<CallLabel, Counter>,
+    admin_requests: Family<RouteLabel, Counter>,
     rejections: Family<ReasonLabel, Counter>,
     broker_reconnects: Counter,
     broker_connected: Gauge,
@@ -107,6 +133,8 @@ impl Metrics {
             inbound_dropped: Counter::default(),
             publish_requests: Family::default(),
             auth_failures: Family::default(),
+            auth_provider_calls: Family::default(),
+            admin_requests: Family::default(),
             rejections: Family::default(),
             broker_reconnects: Counter::default(),
             broker_connected: Gauge::default(),
@@ -162,6 +190,16 @@ impl Metrics {
             "streamgate_auth_failures",
             "Refused tokens by reason",
             m.auth_failures.clone(),
+        );
+        r.register(
+            "streamgate_auth_provider_calls",
+            "Calls to the identity provider by call (jwks, discovery, verify, refresh) and result",
+            m.auth_provider_calls.clone(),
+        );
+        r.register(
+            "streamgate_admin_requests",
+            "Admin API requests by route and result",
+            m.admin_requests.clone(),
         );
         r.register(
             "streamgate_server_connection_rejections",
@@ -223,6 +261,12 @@ impl Metrics {
         for reason in REJECTION_REASONS {
             let _ = self.rejections.get_or_create(&ReasonLabel { reason });
         }
+        for call in PROVIDER_CALLS {
+            let _ = self.auth_provider_calls.get_or_create(&CallLabel { call, result: "ok" });
+        }
+        for route in ADMIN_ROUTES {
+            let _ = self.admin_requests.get_or_create(&RouteLabel { route, result: "ok" });
+        }
     }
 
     /// Prometheus text exposition of every metric.
@@ -282,6 +326,17 @@ impl Metrics {
     /// A token was refused for `reason`.
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A call to the identity provider finished: `call` is `jwks`, `discovery`,
+    /// `verify` or `refresh`; `result` is `ok`, `cached` or a bounded failure label.
+    pub fn auth_provider_call(&self, call: &'static str, result: &'static str) {
+        self.auth_provider_calls.get_or_create(&CallLabel { call, result }).inc();
+    }
+
+    /// An admin API request on `route` finished with `result`.
+    pub fn admin_request(&self, route: &'static str, result: &'static str) {
+        self.admin_requests.get_or_create(&RouteLabel { route, result }).inc();
     }
 
     /// A client connection was refused for `reason` (`auth`, `limit`, `not_ready`, `origin`).

@@ -13,6 +13,7 @@ pub async fn check(state: &AppState, cfg: &SessionConfig, session_id: &str, toke
             let claims = state
                 .verifier
                 .verify_claims(token, cfg.require_expiry)
+                .await
                 .map_err(|e| SessionError::Forbidden(e.reason()))?;
             match claims.get(&cfg.session_claim).and_then(|v| v.as_str()) {
                 Some(claimed) if claimed == session_id => Ok(()),
