@@ -28,7 +28,9 @@ pub fn check_api_key(headers: &HeaderMap, keys: &[String]) -> Result<(), ApiKeyR
 /// response timing does not reveal how much of a key was right.
 pub fn api_key_matches(keys: &[String], key: &str) -> bool {
     keys.iter()
-        .fold(subtle::Choice::from(0), |found, k| found | k.as_bytes().ct_eq(key.as_bytes()))
+        .fold(subtle::Choice::from(0), |found, k| {
+            found | k.as_bytes().ct_eq(key.as_bytes())
+        })
         .into()
 }
 
@@ -44,7 +46,11 @@ mod tests {
             ("second key", Some("bearer key-two-0123456789"), Ok(())),
             ("prefix of a key", Some("Bearer key-one"), Err(ApiKeyRefusal::Invalid)),
             ("wrong key", Some("Bearer nope"), Err(ApiKeyRefusal::Invalid)),
-            ("basic scheme", Some("Basic key-one-0123456789"), Err(ApiKeyRefusal::Missing)),
+            (
+                "basic scheme",
+                Some("Basic key-one-0123456789"),
+                Err(ApiKeyRefusal::Missing),
+            ),
             ("no header", None, Err(ApiKeyRefusal::Missing)),
         ];
         let keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();

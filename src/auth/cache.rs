@@ -44,7 +44,9 @@ impl<K: Hash + Eq + Clone> ExpiringSet<K> {
     /// Remembers `key` until `deadline`.
     pub(super) fn insert(&mut self, key: K, deadline: Instant) {
         while self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            let Some((oldest, number)) = self.order.pop_front() else { break };
+            let Some((oldest, number)) = self.order.pop_front() else {
+                break;
+            };
             if self.entries.get(&oldest).is_some_and(|(_, n)| *n == number) {
                 self.entries.remove(&oldest);
             }

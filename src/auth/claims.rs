@@ -122,7 +122,12 @@ mod tests {
                 r#"{"https://example.com/roles":["editor"]}"#,
                 &["editor"],
             ),
-            ("space separated", "scope", r#"{"scope":"read write"}"#, &["read", "write"]),
+            (
+                "space separated",
+                "scope",
+                r#"{"scope":"read write"}"#,
+                &["read", "write"],
+            ),
             ("non-strings ignored", "roles", r#"{"roles":["a",1,null]}"#, &["a"]),
             ("absent", "roles", r#"{}"#, &[]),
             ("path through a non-object", "a.b", r#"{"a":"x"}"#, &[]),

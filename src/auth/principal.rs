@@ -32,6 +32,8 @@ impl Principal {
 
     /// The token's `iat` as Unix seconds, which "revoke before" compares with.
     pub fn issued_at(&self) -> Option<u64> {
-        self.claims.get("iat").and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
+        self.claims
+            .get("iat")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
     }
 }

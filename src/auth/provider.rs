@@ -34,7 +34,10 @@ impl ProviderCall {
             HttpMethod::Post => reqwest::Method::POST,
         };
         let mut params: Vec<(&str, &str)> = self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut request = self.client.request(method, &self.url)?.header(ACCEPT, "application/json");
+        let mut request = self
+            .client
+            .request(method, &self.url)?
+            .header(ACCEPT, "application/json");
         if let Some(bearer) = &self.bearer {
             request = request.header(AUTHORIZATION, sensitive(&format!("Bearer {bearer}"))?);
         }

@@ -96,7 +96,10 @@ impl RemoteVerifier {
     fn cache_deadline(&self, expires_at: Option<u64>) -> Option<Instant> {
         let mut ttl = self.cache_for;
         if let Some(exp) = expires_at {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
             ttl = ttl.min(Duration::from_secs(exp.saturating_sub(now)));
         }
         (ttl > Duration::ZERO).then(|| Instant::now() + ttl)

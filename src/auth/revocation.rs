@@ -67,7 +67,9 @@ impl Revocation {
     fn from_member(member: &str) -> Option<Self> {
         match member.split_once(':')? {
             ("jti", jti) => Some(Revocation::Token { jti: jti.to_string() }),
-            ("before", at) => Some(Revocation::IssuedBefore { before: at.parse().ok()? }),
+            ("before", at) => Some(Revocation::IssuedBefore {
+                before: at.parse().ok()?,
+            }),
             _ => None,
         }
     }
@@ -143,7 +145,10 @@ pub async fn check(broker: &dyn Broker, principal: &Principal) -> Result<(), Aut
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 #[cfg(test)]

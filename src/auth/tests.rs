@@ -177,7 +177,10 @@ async fn configured_algorithms_restrict_the_set() {
         verifier.verify(&hs256).await.unwrap_err(),
         AuthError::Invalid(InvalidReason::Algorithm)
     );
-    assert!(verifier.verify(&sign(Algorithm::HS512, SECRET, good_claims())).await.is_ok());
+    assert!(verifier
+        .verify(&sign(Algorithm::HS512, SECRET, good_claims()))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -212,7 +215,12 @@ async fn identity_claim_is_configurable() {
     };
     let token = sign(Algorithm::HS256, SECRET, with(good_claims(), "user_id", json!(7)));
     assert_eq!(
-        &*Verifier::from_config(&cfg).unwrap().verify(&token).await.unwrap().identity,
+        &*Verifier::from_config(&cfg)
+            .unwrap()
+            .verify(&token)
+            .await
+            .unwrap()
+            .identity,
         "7"
     );
 }

@@ -93,13 +93,49 @@ mod tests {
 
     #[test]
     fn sources_are_tried_in_the_configured_order() {
-        type Case<'a> = (&'a str, &'a [TokenSourceKind], &'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a str>);
+        type Case<'a> = (
+            &'a str,
+            &'a [TokenSourceKind],
+            &'a [(&'a str, &'a str)],
+            Option<&'a str>,
+            Option<&'a str>,
+        );
         const CASES: &[Case] = &[
-            ("header first", &[Header, Query], &[("authorization", "Bearer h")], Some("token=q"), Some("h")),
-            ("query when no header", &[Header, Query], &[], Some("token=q"), Some("q")),
-            ("query first", &[Query, Header], &[("authorization", "Bearer h")], Some("token=q"), Some("q")),
-            ("cookie", &[Cookie], &[("cookie", "a=1; session=c; b=2")], None, Some("c")),
-            ("cookie not configured", &[Header, Query], &[("cookie", "session=c")], None, None),
+            (
+                "header first",
+                &[Header, Query],
+                &[("authorization", "Bearer h")],
+                Some("token=q"),
+                Some("h"),
+            ),
+            (
+                "query when no header",
+                &[Header, Query],
+                &[],
+                Some("token=q"),
+                Some("q"),
+            ),
+            (
+                "query first",
+                &[Query, Header],
+                &[("authorization", "Bearer h")],
+                Some("token=q"),
+                Some("q"),
+            ),
+            (
+                "cookie",
+                &[Cookie],
+                &[("cookie", "a=1; session=c; b=2")],
+                None,
+                Some("c"),
+            ),
+            (
+                "cookie not configured",
+                &[Header, Query],
+                &[("cookie", "session=c")],
+                None,
+                None,
+            ),
             ("query not configured", &[Header], &[], Some("token=q"), None),
             (
                 "second cookie header",
@@ -108,16 +144,38 @@ mod tests {
                 None,
                 Some("c2"),
             ),
-            ("empty cookie ignored", &[Cookie, Query], &[("cookie", "session=")], Some("token=q"), Some("q")),
-            ("similar cookie name", &[Cookie], &[("cookie", "session_old=x")], None, None),
-            ("non-bearer header", &[Header], &[("authorization", "Basic abc")], None, None),
+            (
+                "empty cookie ignored",
+                &[Cookie, Query],
+                &[("cookie", "session=")],
+                Some("token=q"),
+                Some("q"),
+            ),
+            (
+                "similar cookie name",
+                &[Cookie],
+                &[("cookie", "session_old=x")],
+                None,
+                None,
+            ),
+            (
+                "non-bearer header",
+                &[Header],
+                &[("authorization", "Basic abc")],
+                None,
+                None,
+            ),
         ];
         for (name, order, hdrs, query, expected) in CASES {
             let sources = TokenSources {
                 order: order.to_vec(),
                 cookie_name: "session".into(),
             };
-            assert_eq!(sources.find(&headers(hdrs), *query).as_deref(), *expected, "case {name}");
+            assert_eq!(
+                sources.find(&headers(hdrs), *query).as_deref(),
+                *expected,
+                "case {name}"
+            );
         }
     }
 
@@ -137,7 +195,10 @@ mod tests {
 
     #[test]
     fn refresh_tokens_come_only_from_their_header() {
-        assert_eq!(refresh_token(&headers(&[("x-refresh-token", " r1 ")])).as_deref(), Some("r1"));
+        assert_eq!(
+            refresh_token(&headers(&[("x-refresh-token", " r1 ")])).as_deref(),
+            Some("r1")
+        );
         assert_eq!(refresh_token(&headers(&[("x-refresh-token", "")])), None);
         assert_eq!(refresh_token(&headers(&[("authorization", "Bearer x")])), None);
     }

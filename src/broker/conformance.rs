@@ -233,7 +233,12 @@ async fn revocations(broker: &dyn Broker) {
     let subject = format!("conf{}", rand::random::<u32>());
     let other = format!("{subject}x");
     let now = unix_now();
-    assert_eq!(broker.revocations(&subject).await.unwrap(), vec![], "{}: empty list", broker.kind());
+    assert_eq!(
+        broker.revocations(&subject).await.unwrap(),
+        vec![],
+        "{}: empty list",
+        broker.kind()
+    );
     broker.revoke(&subject, "jti:a", now + 600).await.unwrap();
     broker.revoke(&subject, "before:100", now + 300).await.unwrap();
     broker.revoke(&subject, "jti:a", now + 60).await.unwrap();

@@ -15,7 +15,8 @@ pub(super) struct Demo {
 /// environment already configured a key (then it is not a demo).
 pub(super) fn prepare(config: &mut Config) -> Option<Demo> {
     let a = &config.auth;
-    let has_key = a.jwt_secret.is_some() || a.jwt_public_key.is_some() || a.jwks_url.is_some() || a.oidc_issuer.is_some();
+    let has_key =
+        a.jwt_secret.is_some() || a.jwt_public_key.is_some() || a.jwks_url.is_some() || a.oidc_issuer.is_some();
     if has_key {
         return None;
     }

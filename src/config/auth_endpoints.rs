@@ -120,12 +120,18 @@ impl VerifyConfig {
         if !self.enabled() {
             return;
         }
-        check_call("auth.verify", self.method, self.token_location, &self.token_param, problems);
+        check_call(
+            "auth.verify",
+            self.method,
+            self.token_location,
+            &self.token_param,
+            problems,
+        );
         if self.active_field.trim().is_empty() {
             problems.push("auth.verify.active_field", "must not be empty");
         }
-        let bearer_param = self.token_location == TokenLocation::Header
-            && self.token_param.eq_ignore_ascii_case("authorization");
+        let bearer_param =
+            self.token_location == TokenLocation::Header && self.token_param.eq_ignore_ascii_case("authorization");
         if bearer_param && service_token.is_some() {
             problems.push(
                 "auth.verify.token_param",
@@ -154,7 +160,13 @@ impl RefreshConfig {
         if !self.enabled() {
             return;
         }
-        check_call("auth.refresh", self.method, self.token_location, &self.token_param, problems);
+        check_call(
+            "auth.refresh",
+            self.method,
+            self.token_location,
+            &self.token_param,
+            problems,
+        );
         if self.new_token_field.trim().is_empty() {
             problems.push("auth.refresh.new_token_field", "must not be empty");
         }

@@ -180,18 +180,34 @@ fn missing_file_is_a_read_error() {
 #[test]
 fn auth_provider_defaults_match_the_documented_values() {
     let a = Config::default().auth;
-    assert_eq!((a.jwks_cache_seconds, a.jwks_min_refresh_seconds, a.jwks_timeout_ms), (300, 10, 5000));
-    assert_eq!((a.name_claim.as_str(), a.roles_claim.as_str()), ("preferred_username", "roles"));
+    assert_eq!(
+        (a.jwks_cache_seconds, a.jwks_min_refresh_seconds, a.jwks_timeout_ms),
+        (300, 10, 5000)
+    );
+    assert_eq!(
+        (a.name_claim.as_str(), a.roles_claim.as_str()),
+        ("preferred_username", "roles")
+    );
     assert_eq!(a.token_sources, [TokenSourceKind::Header, TokenSourceKind::Query]);
     assert_eq!(a.cookie_name, "session");
     assert!(!a.allow_private_endpoints);
     assert_eq!(a.revocation_ttl_seconds, 86_400);
     let v = &a.verify;
     assert_eq!((v.method, v.token_location), (HttpMethod::Post, TokenLocation::Body));
-    assert_eq!((v.token_param.as_str(), v.active_field.as_str(), v.identity_field.as_str()), ("token", "active", "sub"));
+    assert_eq!(
+        (
+            v.token_param.as_str(),
+            v.active_field.as_str(),
+            v.identity_field.as_str()
+        ),
+        ("token", "active", "sub")
+    );
     assert_eq!((v.cache_seconds, v.timeout_ms), (60, 2000));
     let r = &a.refresh;
-    assert_eq!((r.token_param.as_str(), r.new_token_field.as_str()), ("refresh_token", "access_token"));
+    assert_eq!(
+        (r.token_param.as_str(), r.new_token_field.as_str()),
+        ("refresh_token", "access_token")
+    );
     assert_eq!((r.interval_seconds, r.timeout_ms), (1800, 2000));
 }
 
@@ -307,11 +323,7 @@ fn valid_auth_provider_configs_pass() {
 #[test]
 fn extra_params_take_any_key_from_file_and_env() {
     let env = [("STREAMGATE__AUTH__REFRESH__EXTRA_PARAMS__CLIENT_ID", "web")];
-    let c = load_str(
-        "auth: {refresh: {extra_params: {grant_type: refresh_token}}}",
-        &env,
-    )
-    .unwrap();
+    let c = load_str("auth: {refresh: {extra_params: {grant_type: refresh_token}}}", &env).unwrap();
     let params: Vec<(&str, &str)> = c
         .auth
         .refresh

@@ -262,7 +262,9 @@ impl Metrics {
             let _ = self.rejections.get_or_create(&ReasonLabel { reason });
         }
         for call in PROVIDER_CALLS {
-            let _ = self.auth_provider_calls.get_or_create(&CallLabel { call, result: "ok" });
+            let _ = self
+                .auth_provider_calls
+                .get_or_create(&CallLabel { call, result: "ok" });
         }
         for route in ADMIN_ROUTES {
             let _ = self.admin_requests.get_or_create(&RouteLabel { route, result: "ok" });
@@ -331,7 +333,9 @@ impl Metrics {
     /// A call to the identity provider finished: `call` is `jwks`, `discovery`,
     /// `verify` or `refresh`; `result` is `ok`, `cached` or a bounded failure label.
     pub fn auth_provider_call(&self, call: &'static str, result: &'static str) {
-        self.auth_provider_calls.get_or_create(&CallLabel { call, result }).inc();
+        self.auth_provider_calls
+            .get_or_create(&CallLabel { call, result })
+            .inc();
     }
 
     /// An admin API request on `route` finished with `result`.

@@ -31,7 +31,11 @@ fn keys_are_kept_with_the_algorithms_their_type_allows() {
     use Algorithm::*;
     let cases: Vec<(&str, Value, Vec<Algorithm>)> = vec![
         ("rsa", jwk(RSA_A), vec![RS256, RS384, RS512, PS256, PS384, PS512]),
-        ("rsa pinned to RS256", with(jwk(RSA_A), "alg", json!("RS256")), vec![RS256]),
+        (
+            "rsa pinned to RS256",
+            with(jwk(RSA_A), "alg", json!("RS256")),
+            vec![RS256],
+        ),
         ("ec p-256", jwk(EC_P256), vec![ES256]),
         ("ec p-384", jwk(EC_P384), vec![ES384]),
         ("ed25519", jwk(ED25519), vec![EdDSA]),
@@ -61,16 +65,32 @@ fn unusable_keys_are_skipped_with_a_reason() {
             "not supported",
         ),
         ("unknown type", json!({ "kty": "XYZ", "kid": "u" }), "unreadable"),
-        ("alg of another family", with(jwk(EC_P256), "alg", json!("RS256")), "does not fit"),
-        ("encryption alg", with(jwk(RSA_A), "alg", json!("RSA-OAEP")), "not a signature"),
-        ("bad rsa material", with(jwk(RSA_A), "n", json!("!!")), "bad key material"),
+        (
+            "alg of another family",
+            with(jwk(EC_P256), "alg", json!("RS256")),
+            "does not fit",
+        ),
+        (
+            "encryption alg",
+            with(jwk(RSA_A), "alg", json!("RSA-OAEP")),
+            "not a signature",
+        ),
+        (
+            "bad rsa material",
+            with(jwk(RSA_A), "n", json!("!!")),
+            "bad key material",
+        ),
     ];
     for (name, key, why) in cases {
         let doc = json!({ "keys": [key, jwk(ED25519)] }).to_string();
         let (set, skipped) = KeySet::parse(doc.as_bytes(), &all_asymmetric()).unwrap();
         assert_eq!(set.len(), 1, "case {name}: only the good key is kept");
         assert_eq!(skipped.len(), 1, "case {name}: {skipped:?}");
-        assert!(skipped[0].contains(why), "case {name}: {:?} should say {why:?}", skipped[0]);
+        assert!(
+            skipped[0].contains(why),
+            "case {name}: {:?} should say {why:?}",
+            skipped[0]
+        );
     }
 }
 
@@ -93,7 +113,10 @@ fn malformed_documents_are_errors() {
         ("empty", ""),
     ];
     for (name, body) in CASES {
-        assert!(KeySet::parse(body.as_bytes(), &all_asymmetric()).is_err(), "case {name}");
+        assert!(
+            KeySet::parse(body.as_bytes(), &all_asymmetric()).is_err(),
+            "case {name}"
+        );
     }
 }
 

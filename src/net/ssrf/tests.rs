@@ -59,8 +59,11 @@ fn ranges_are_classified() {
     }
 }
 
-/// (case, url, refused range or None for accepted; `BadUrl` as `Err(None)`)
-const URLS: &[(&str, &str, Result<(), Option<Blocked>>)] = &[
+/// `Ok` = accepted; `Err(Some(range))` = refused; `Err(None)` = not a usable URL.
+type Verdict = Result<(), Option<Blocked>>;
+
+/// (case, url, verdict)
+const URLS: &[(&str, &str, Verdict)] = &[
     (
         "loopback literal",
         "http://127.0.0.1:8080/jwks",
