@@ -67,3 +67,49 @@ pub(super) fn classify(kind: &ErrorKind) -> InvalidReason {
         _ => InvalidReason::Malformed,
     }
 }
+
+/// One [`Validation`] per accepted algorithm. `jsonwebtoken` refuses a validation
+/// whose algorithm list mixes key families, and a key set mixes them; a token is
+/// checked against the rules of its own `alg` (already known to be accepted).
+#[derive(Debug, Clone)]
+pub(super) struct Rules {
+    per_alg: Vec<Validation>,
+}
+
+impl Rules {
+    /// Splits `base` by algorithm.
+    pub(super) fn new(base: &Validation) -> Self {
+        let per_alg = base
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut v = base.clone();
+                v.algorithms = vec![*alg];
+                v
+            })
+            .collect();
+        Self { per_alg }
+    }
+
+    /// The same rules with `exp` required (`true`) or optional (`false`).
+    pub(super) fn with_expiry(&self, required: bool) -> Self {
+        let mut rules = self.clone();
+        for v in &mut rules.per_alg {
+            match required {
+                true => v.required_spec_claims.insert("exp".into()),
+                false => v.required_spec_claims.remove("exp"),
+            };
+        }
+        rules
+    }
+
+    /// The rules for `alg`, or `None` when `alg` is not accepted.
+    pub(super) fn for_alg(&self, alg: Algorithm) -> Option<&Validation> {
+        self.per_alg.iter().find(|v| v.algorithms == [alg])
+    }
+
+    /// Every accepted algorithm.
+    pub(super) fn algorithms(&self) -> Vec<Algorithm> {
+        self.per_alg.iter().flat_map(|v| v.algorithms.iter().copied()).collect()
+    }
+}

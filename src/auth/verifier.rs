@@ -5,12 +5,12 @@ use super::claims::ClaimRules;
 use super::jwks::KeyStore;
 use super::refresh::Refresher;
 use super::remote::RemoteVerifier;
-use super::validation::{classify, header_failure, validation};
+use super::validation::{classify, header_failure, validation, Rules};
 use super::{is_hmac, parse_algorithm, AuthError, InvalidReason, Principal, PublicKey, TokenSources};
 use crate::config::{AuthConfig, KeySourceKind};
 use crate::net::HttpClient;
 use crate::telemetry::Metrics;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -26,10 +26,10 @@ enum Keys {
 /// I/O except fetching a key set for a `kid` it has not seen (rate-limited).
 pub struct Verifier {
     keys: Keys,
-    validation: Validation,
+    rules: Rules,
     /// Same rules with `exp` required / optional, for [`Verifier::verify_claims`].
-    validation_exp: Validation,
-    validation_no_exp: Validation,
+    rules_exp: Rules,
+    rules_no_exp: Rules,
     claims: ClaimRules,
     sources: TokenSources,
     remote: Option<RemoteVerifier>,
@@ -40,7 +40,7 @@ pub struct Verifier {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("algorithms", &self.validation.algorithms)
+            .field("algorithms", &self.rules.algorithms())
             .field("identity_claim", &self.claims.identity_claim())
             .field("remote", &self.remote.is_some())
             .field("refresh", &self.refresher.is_some())
@@ -111,10 +111,8 @@ impl Verifier {
             )),
             (None, None) => return Err("auth: a key set needs auth.jwks_url or auth.oidc_issuer".into()),
         };
-        let validation = validation(cfg, algorithms);
-        let (mut validation_exp, mut validation_no_exp) = (validation.clone(), validation.clone());
-        validation_exp.required_spec_claims.insert("exp".into());
-        validation_no_exp.required_spec_claims.remove("exp");
+        let rules = Rules::new(&validation(cfg, algorithms));
+        let (rules_exp, rules_no_exp) = (rules.with_expiry(true), rules.with_expiry(false));
         let remote = match (&client, cfg.verify.enabled()) {
             (Some(client), true) => Some(RemoteVerifier::new(cfg, client.clone(), metrics.clone())),
             _ => None,
@@ -125,9 +123,9 @@ impl Verifier {
         };
         Ok(Self {
             keys,
-            validation,
-            validation_exp,
-            validation_no_exp,
+            rules,
+            rules_exp,
+            rules_no_exp,
             claims: ClaimRules::from_config(cfg),
             sources: TokenSources::from_config(cfg),
             remote,
@@ -154,7 +152,7 @@ impl Verifier {
 
     /// Local verification only: signature, claims, identity, `azp`.
     pub async fn verify_local(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = self.decode(token, &self.validation).await?;
+        let claims = self.decode(token, &self.rules).await?;
         self.claims.principal(claims).map_err(AuthError::Invalid)
     }
 
@@ -163,19 +161,17 @@ impl Verifier {
     /// such as session tokens `{session_id, iat}`). `exp` is required only when
     /// `require_expiry` is true.
     pub async fn verify_claims(&self, token: &str, require_expiry: bool) -> Result<Map<String, Value>, AuthError> {
-        let validation = if require_expiry {
-            &self.validation_exp
+        let rules = if require_expiry {
+            &self.rules_exp
         } else {
-            &self.validation_no_exp
+            &self.rules_no_exp
         };
-        self.decode(token, validation).await
+        self.decode(token, rules).await
     }
 
-    async fn decode(&self, token: &str, validation: &Validation) -> Result<Map<String, Value>, AuthError> {
+    async fn decode(&self, token: &str, rules: &Rules) -> Result<Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(header_failure(token)))?;
-        if !validation.algorithms.contains(&header.alg) {
-            return Err(invalid(InvalidReason::Algorithm));
-        }
+        let validation = rules.for_alg(header.alg).ok_or(invalid(InvalidReason::Algorithm))?;
         let decoded = match &self.keys {
             Keys::Fixed(key) => jsonwebtoken::decode::<Map<String, Value>>(token, key, validation),
             Keys::Set(store) => {
