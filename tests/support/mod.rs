@@ -8,6 +8,7 @@ pub mod clients;
 pub mod process;
 pub mod redis;
 pub mod server;
+pub mod session;
 
 pub use clients::{SseClient, SseEvent, WsClient};
 pub use process::{run_cli, BinaryServer, CliOutput};
@@ -48,7 +49,12 @@ where
 
 /// Reads one metric value (sum over label sets matching `labels`) from `/metrics`.
 pub async fn metric(base: &str, name: &str, labels: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{')))
