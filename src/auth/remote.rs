@@ -39,7 +39,7 @@ impl RemoteVerifier {
                 method: v.method,
                 param: v.token_param.clone(),
                 location: v.token_location,
-                extra: Vec::new(),
+                extra: v.extra_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 bearer: cfg.service_token.clone().filter(|t| !t.is_empty()),
                 timeout: Duration::from_millis(v.timeout_ms),
             },

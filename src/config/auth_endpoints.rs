@@ -41,6 +41,9 @@ pub struct VerifyConfig {
     pub token_param: String,
     /// `body`, `header` or `query`.
     pub token_location: TokenLocation,
+    /// Extra parameters sent where the token goes (e.g. `client_id`, `client_secret` for
+    /// RFC 7662 client authentication); with a header token, in the body for POST.
+    pub extra_params: BTreeMap<String, String>,
     /// Response field (dotted path) that must be truthy.
     pub active_field: String,
     /// Response field (dotted path) that must equal the token's identity; empty = not checked.
@@ -60,6 +63,7 @@ impl Default for VerifyConfig {
             method: HttpMethod::Post,
             token_param: "token".into(),
             token_location: TokenLocation::Body,
+            extra_params: BTreeMap::new(),
             active_field: "active".into(),
             identity_field: "sub".into(),
             cache_seconds: 60,
@@ -86,7 +90,8 @@ pub struct RefreshConfig {
     pub new_token_field: String,
     /// Response field holding a rotated refresh token, used for the next refresh.
     pub new_refresh_token_field: String,
-    /// Extra parameters sent with the token, in the same place (e.g. `grant_type`, `client_id`).
+    /// Extra parameters sent where the token goes (e.g. `grant_type`, `client_id`);
+    /// with a header token, in the body for POST.
     pub extra_params: BTreeMap<String, String>,
     /// How long before `exp` the refresh is attempted.
     pub interval_seconds: u64,
@@ -129,6 +134,9 @@ impl VerifyConfig {
         );
         if self.active_field.trim().is_empty() {
             problems.push("auth.verify.active_field", "must not be empty");
+        }
+        if self.extra_params.contains_key(&self.token_param) {
+            problems.push("auth.verify.extra_params", "must not contain auth.verify.token_param");
         }
         let bearer_param =
             self.token_location == TokenLocation::Header && self.token_param.eq_ignore_ascii_case("authorization");

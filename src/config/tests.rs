@@ -333,3 +333,28 @@ fn extra_params_take_any_key_from_file_and_env() {
         .collect();
     assert_eq!(params, [("client_id", "web"), ("grant_type", "refresh_token")]);
 }
+
+/// Every `auth` key path of the defaults, and no other, is in examples/streamgate.yaml.
+#[test]
+fn the_example_lists_every_auth_key() {
+    fn paths(value: &serde_norway::Value, prefix: &str, out: &mut Vec<String>) {
+        if let Some(map) = value.as_mapping().filter(|m| !m.is_empty()) {
+            for (key, child) in map {
+                paths(child, &format!("{prefix}.{}", key.as_str().unwrap_or_default()), out);
+            }
+        } else {
+            out.push(prefix.to_string());
+        }
+    }
+    let example: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/streamgate.yaml")).unwrap(),
+    )
+    .unwrap();
+    let defaults = serde_norway::to_value(Config::default()).unwrap();
+    let (mut documented, mut expected) = (Vec::new(), Vec::new());
+    paths(&example["auth"], "auth", &mut documented);
+    paths(&defaults["auth"], "auth", &mut expected);
+    documented.sort();
+    expected.sort();
+    assert_eq!(documented, expected);
+}
