@@ -21,8 +21,9 @@ pub trait AuthState: Send + Sync {
     fn broker(&self) -> &dyn Broker;
 }
 
-/// Authenticates a request from its headers and query string. Every failure is
-/// counted in `streamgate_auth_failures_total{reason}`.
+/// Authenticates a request from its headers and query string. Every refusal is
+/// counted: token problems in `streamgate_auth_failures_total{reason}`, a broker that
+/// cannot answer (503) in `streamgate_server_connection_rejections_total{reason="not_ready"}`.
 pub async fn authenticate<S>(state: &S, headers: &HeaderMap, query: Option<&str>) -> Result<Principal, AuthError>
 where
     S: AuthState + ?Sized,
@@ -38,8 +39,11 @@ where
         Ok(principal)
     }
     .await;
-    if let Err(e) = &result {
-        state.metrics().auth_failure(e.reason());
+    match &result {
+        // The broker, not the token, failed: count it with the other not-ready refusals.
+        Err(AuthError::Unavailable) => state.metrics().rejection("not_ready"),
+        Err(e) => state.metrics().auth_failure(e.reason()),
+        Ok(_) => {}
     }
     result
 }

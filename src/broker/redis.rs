@@ -151,12 +151,9 @@ impl Broker for RedisBroker {
     }
 
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
-        let mut conn = self.conn.clone();
-        let _receivers: i64 = ::redis::cmd("PUBLISH")
-            .arg(topic)
-            .arg(payload.as_ref())
-            .query_async(&mut conn)
-            .await?;
+        let mut publish = ::redis::cmd("PUBLISH");
+        publish.arg(topic).arg(payload.as_ref());
+        let _receivers: i64 = self.query_retrying(&publish).await?;
         Ok(())
     }
 
@@ -169,20 +166,24 @@ impl Broker for RedisBroker {
         for slot in slots {
             invocation.arg(slot.limit);
         }
-        let mut conn = self.conn.clone();
-        let granted: i64 = invocation.invoke_async(&mut conn).await?;
+        let invocation = &invocation;
+        let granted: i64 = self
+            .retrying(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         Ok(granted == 1)
     }
 
     async fn refresh(&self, leases: &[(String, String)], ttl: Duration) -> Result<(), BrokerError> {
-        let mut conn = self.conn.clone();
         for chunk in leases.chunks(REFRESH_CHUNK) {
             let mut invocation = self.refresh.prepare_invoke();
             invocation.arg(ttl.as_millis() as u64);
             for (name, holder) in chunk {
                 invocation.key(key(name)).arg(holder);
             }
-            let _: i64 = invocation.invoke_async(&mut conn).await?;
+            let invocation = &invocation;
+            let _: i64 = self
+                .retrying(|mut c| async move { invocation.invoke_async(&mut c).await })
+                .await?;
         }
         Ok(())
     }
@@ -192,8 +193,9 @@ impl Broker for RedisBroker {
         for (name, holder) in leases {
             pipe.cmd("ZREM").arg(key(name)).arg(holder).ignore();
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        let pipe = &pipe;
+        self.retrying(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await?;
         Ok(())
     }
 
@@ -212,20 +214,20 @@ impl Broker for RedisBroker {
             .arg(entry)
             .arg(expires_at)
             .arg(unix_now());
-        let mut conn = self.conn.clone();
-        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        let invocation = &invocation;
+        let _: i64 = self
+            .retrying(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         Ok(())
     }
 
     async fn revocations(&self, subject: &str) -> Result<Vec<(String, u64)>, BrokerError> {
-        let mut conn = self.conn.clone();
-        let entries: Vec<(String, f64)> = ::redis::cmd("ZRANGEBYSCORE")
-            .arg(revocation_key(subject))
+        let mut cmd = ::redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(revocation_key(subject))
             .arg(format!("({}", unix_now()))
             .arg("+inf")
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await?;
+            .arg("WITHSCORES");
+        let entries: Vec<(String, f64)> = self.query_retrying(&cmd).await?;
         Ok(entries.into_iter().map(|(entry, at)| (entry, at as u64)).collect())
     }
 }
@@ -244,12 +246,34 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-// === impl Broker: plain keys ===
+// === impl RedisBroker: commands ===
 
 impl RedisBroker {
+    /// Runs `cmd`, retrying once when the shared connection turns out to have
+    /// dropped: the connection manager only notices a dead socket when a command
+    /// fails on it, so without the retry the first command after a Redis restart
+    /// would be lost even though the subscription (and `/ready`) had recovered.
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, BrokerError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        match op(self.conn.clone()).await {
+            Err(e) if e.is_connection_dropped() => {
+                tracing::debug!(error = %e, "redis connection dropped; retrying once");
+                Ok(op(self.conn.clone()).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn query_retrying<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, BrokerError> {
+        self.retrying(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
     async fn get_key(&self, key: &str) -> Result<Option<Bytes>, BrokerError> {
-        let mut conn = self.conn.clone();
-        let value: Option<Vec<u8>> = ::redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        let value: Option<Vec<u8>> = self.query_retrying(::redis::cmd("GET").arg(key)).await?;
         Ok(value.map(Bytes::from))
     }
 
@@ -259,9 +283,7 @@ impl RedisBroker {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
         }
-        let mut conn = self.conn.clone();
-        cmd.query_async::<()>(&mut conn).await?;
-        Ok(())
+        self.query_retrying::<()>(&cmd).await
     }
 }
 

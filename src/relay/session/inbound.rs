@@ -1,6 +1,5 @@
 //! Client → backend: JSON text frames go to the up topic verbatim.
 
-use crate::broker::BrokerError;
 use crate::relay::pump::{Inbound, Reply};
 use crate::server::AppState;
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -30,16 +29,6 @@ impl SessionInbound {
     /// every recovery would be lost while `/ready` already says 200. Retried only when
     /// the connection dropped (reset, refused, EOF), where the command almost surely
     /// never ran, so a duplicate is unlikely.
-    async fn publish_up(&self, payload: Bytes) -> Result<(), BrokerError> {
-        match self.state.broker.publish(&self.up_topic, payload.clone()).await {
-            Err(BrokerError::Redis(e)) if e.is_connection_dropped() => {
-                tracing::debug!(error = %e, "session up publish hit a dropped connection; retrying once");
-                self.state.broker.publish(&self.up_topic, payload).await
-            }
-            other => other,
-        }
-    }
-
     fn refuse(&self, text: &'static str) -> Reply {
         self.state.metrics.session_json_rejection();
         Reply::Send(Message::Text(Utf8Bytes::from_static(text)))
@@ -56,7 +45,7 @@ impl Inbound for SessionInbound {
                 return self.refuse(INVALID_JSON);
             }
         }
-        match self.publish_up(payload).await {
+        match self.state.broker.publish(&self.up_topic, payload).await {
             Ok(()) => self.state.metrics.session_frames("up", 1),
             Err(e) => tracing::warn!(error = %e, "session up publish failed; message dropped"),
         }
