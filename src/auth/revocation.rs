@@ -127,8 +127,13 @@ pub async fn list(broker: &dyn Broker, identity: &str) -> Result<Vec<Listed>, Br
 }
 
 /// Refuses a revoked token (401 `token revoked`). When the list cannot be read the
-/// connection is refused too (503): admitting a revoked token is the worse failure.
+/// connection is refused too (503 `not ready`, as for any connection while the broker
+/// is down): admitting a revoked token is the worse failure. A broker that is not
+/// ready is not asked, so a connection attempt never waits on a dead connection.
 pub async fn check(broker: &dyn Broker, principal: &Principal) -> Result<(), AuthError> {
+    if !broker.is_ready() {
+        return Err(AuthError::Unavailable);
+    }
     let entries = broker.revocations(&principal.identity).await.map_err(|e| {
         tracing::warn!(error = %e, "revocation lookup failed; refusing the connection");
         AuthError::Unavailable

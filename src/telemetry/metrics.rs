@@ -55,7 +55,7 @@ struct RouteLabel {
 /// `result` labels of `streamgate_relay_publish_requests_total`.
 const PUBLISH_RESULTS: [&str; 4] = ["ok", "unauthorized", "bad_request", "unavailable"];
 /// `reason` labels of `streamgate_auth_failures_total` (`AuthError::reason`).
-const AUTH_FAILURE_REASONS: [&str; 19] = [
+const AUTH_FAILURE_REASONS: [&str; 18] = [
     "missing",
     "malformed",
     "signature",
@@ -74,7 +74,6 @@ const AUTH_FAILURE_REASONS: [&str; 19] = [
     "identity_mismatch",
     "provider_error",
     "revoked",
-    "unavailable",
 ];
 /// `call` labels of `streamgate_auth_provider_calls_total`.
 const PROVIDER_CALLS: [&str; 4] = ["jwks", "discovery", "verify", "refresh"];
