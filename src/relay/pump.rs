@@ -232,12 +232,15 @@ pub fn configure(
     max_message_bytes: usize,
 ) -> axum::extract::ws::WebSocketUpgrade {
     const READ_BUFFER_BYTES: usize = 1024;
-    const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
     let backstop = max_message_bytes.saturating_mul(2).max(64 * 1024);
+    // No `max_write_buffer_size`: in tungstenite it is a hard cap that fails any
+    // single message larger than it (`WriteBufferFull`, and the connection is
+    // dropped), not back-pressure. With `write_buffer_size(0)` the buffer holds at
+    // most the message being written, a stuck socket is bounded by the write
+    // timeout, and an idle connection's write buffer stays empty.
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(backstop)
         .max_frame_size(backstop)
 }

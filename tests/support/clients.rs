@@ -100,6 +100,8 @@ pub struct WsClient {
 }
 
 /// How a WebSocket connect attempt ended.
+// Short-lived return value; boxing `Open` would change every caller's pattern.
+#[allow(clippy::large_enum_variant)]
 pub enum WsConnect {
     /// Upgraded.
     Open(WsClient),
