@@ -13,6 +13,8 @@
 //!   `provider` and the SSRF-guarded [`crate::net::HttpClient`].
 //! - [`AuthError`] maps every refusal to the wire contract in one place;
 //!   [`ProviderError`] says why a provider call failed (logged, counted).
+//! - [`revocation`] stores revocations in the broker and checks them at connect;
+//!   [`RevocationWatch`] ends open connections when a revocation notice arrives.
 //! - [`api_key`] checks server-to-server keys (`/api/publish`, `/admin/*`).
 
 pub mod api_key;
@@ -30,6 +32,7 @@ mod provider;
 mod refresh;
 mod remote;
 pub mod revocation;
+mod revocation_watch;
 pub mod token_source;
 mod validation;
 mod verifier;
@@ -42,6 +45,7 @@ pub use keys::{is_hmac, parse_algorithm, PublicKey};
 pub use principal::Principal;
 pub use refresh::Refreshed;
 pub use revocation::Revocation;
+pub use revocation_watch::{RevocationWatch, Watched};
 pub use token_source::TokenSources;
 pub use verifier::Verifier;
 

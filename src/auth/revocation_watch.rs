@@ -1,0 +1,216 @@
+//! [`RevocationWatch`]: this node's open connections by identity, so a revocation
+//! notice (published on [`super::revocation::topic`] by `POST /admin/revoke` on any
+//! node) ends exactly the connections whose token it covers.
+//!
+//! Wiring: the node subscribes [`super::revocation::topic_pattern`] and hands those
+//! broker messages to [`RevocationWatch::on_broker_message`]; each connection holds a
+//! [`Watched`] from [`RevocationWatch::watch`] and selects on [`Watched::revoked`]
+//! (WebSocket close 1008 `Token revoked`, SSE `event: revoked`).
+
+use super::revocation::{Revocation, TOPIC_PREFIX};
+use super::Principal;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+/// Open connections by identity.
+#[derive(Debug, Default)]
+pub struct RevocationWatch {
+    /// Identity → watched connections. A std lock: held for one insert, removal or
+    /// scan, never across an `.await`.
+    by_identity: Mutex<HashMap<Arc<str>, Vec<Entry>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    principal: Principal,
+    revoked: CancellationToken,
+}
+
+/// One watched connection; unregisters on drop.
+#[derive(Debug)]
+pub struct Watched {
+    watch: Arc<RevocationWatch>,
+    identity: Arc<str>,
+    id: u64,
+    revoked: CancellationToken,
+}
+
+impl RevocationWatch {
+    /// An empty watch, shared by the node.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Watches a connection of `principal` until the returned guard drops.
+    pub fn watch(self: &Arc<Self>, principal: &Principal) -> Watched {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let revoked = CancellationToken::new();
+        self.lock().entry(principal.identity.clone()).or_default().push(Entry {
+            id,
+            principal: principal.clone(),
+            revoked: revoked.clone(),
+        });
+        Watched {
+            watch: self.clone(),
+            identity: principal.identity.clone(),
+            id,
+            revoked,
+        }
+    }
+
+    /// Handles one broker message: a revocation notice on `{TOPIC_PREFIX}:{identity}`
+    /// ends the covered connections. Returns false for other topics (not ours).
+    pub fn on_broker_message(&self, topic: &str, payload: &[u8]) -> bool {
+        let Some(identity) = topic.strip_prefix(TOPIC_PREFIX).and_then(|rest| rest.strip_prefix(':')) else {
+            return false;
+        };
+        match serde_json::from_slice::<Revocation>(payload) {
+            Ok(revocation) => {
+                let ended = self.revoke(identity, &revocation);
+                if ended > 0 {
+                    tracing::info!(ended, "connections closed by a revocation");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable revocation notice ignored"),
+        }
+        true
+    }
+
+    /// Ends the connections of `identity` that `revocation` covers; returns how many.
+    pub fn revoke(&self, identity: &str, revocation: &Revocation) -> usize {
+        let map = self.lock();
+        let Some(entries) = map.get(identity) else {
+            return 0;
+        };
+        entries
+            .iter()
+            .filter(|e| revocation.matches(&e.principal))
+            .inspect(|e| e.revoked.cancel())
+            .count()
+    }
+
+    /// Connections watched on this node.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// True when no connection is watched.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Vec<Entry>>> {
+        self.by_identity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Watched {
+    /// Resolves when the connection's token is revoked.
+    pub fn revoked(&self) -> WaitForCancellationFuture<'_> {
+        self.revoked.cancelled()
+    }
+
+    /// True once the token was revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.is_cancelled()
+    }
+
+    /// The connection now carries `principal` (after a token refresh): later
+    /// revocations are judged against the new token.
+    pub fn replace(&self, principal: &Principal) {
+        let mut map = self.watch.lock();
+        if let Some(entry) = map
+            .get_mut(&self.identity)
+            .and_then(|entries| entries.iter_mut().find(|e| e.id == self.id))
+        {
+            entry.principal = principal.clone();
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let mut map = self.watch.lock();
+        if let Some(entries) = map.get_mut(&self.identity) {
+            entries.retain(|e| e.id != self.id);
+            if entries.is_empty() {
+                map.remove(&self.identity);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn principal(identity: &str, claims: serde_json::Value) -> Principal {
+        Principal {
+            identity: identity.into(),
+            name: None,
+            roles: Arc::from(Vec::new()),
+            expires_at: None,
+            claims: Arc::new(claims.as_object().unwrap().clone()),
+        }
+    }
+
+    #[test]
+    fn notices_end_only_the_connections_they_cover() {
+        let watch = RevocationWatch::new();
+        let a = watch.watch(&principal("42", json!({ "jti": "a", "iat": 100 })));
+        let b = watch.watch(&principal("42", json!({ "jti": "b", "iat": 200 })));
+        let other = watch.watch(&principal("43", json!({ "jti": "a", "iat": 100 })));
+        let cases: &[(&str, &str, &[u8], bool, [bool; 3])] = &[
+            (
+                "not a revocation topic",
+                "streams:42",
+                br#"{"jti":"a"}"#,
+                false,
+                [false; 3],
+            ),
+            ("garbage notice", "streamgate:revocations:42", b"{", true, [false; 3]),
+            (
+                "one token",
+                "streamgate:revocations:42",
+                br#"{"jti":"a"}"#,
+                true,
+                [true, false, false],
+            ),
+            (
+                "issued before",
+                "streamgate:revocations:42",
+                br#"{"before":150}"#,
+                true,
+                [true, false, false],
+            ),
+            (
+                "everything of 42",
+                "streamgate:revocations:42",
+                br#"{"before":1000}"#,
+                true,
+                [true, true, false],
+            ),
+        ];
+        for (name, topic, payload, ours, revoked) in cases {
+            assert_eq!(watch.on_broker_message(topic, payload), *ours, "case {name}");
+            let got = [a.is_revoked(), b.is_revoked(), other.is_revoked()];
+            assert_eq!(got, *revoked, "case {name}");
+        }
+    }
+
+    #[test]
+    fn dropped_connections_are_forgotten_and_refreshed_tokens_judged_anew() {
+        let watch = RevocationWatch::new();
+        let conn = watch.watch(&principal("42", json!({ "jti": "old" })));
+        conn.replace(&principal("42", json!({ "jti": "new" })));
+        assert_eq!(watch.revoke("42", &Revocation::Token { jti: "old".into() }), 0);
+        assert_eq!(watch.revoke("42", &Revocation::Token { jti: "new".into() }), 1);
+        assert_eq!(watch.len(), 1);
+        drop(conn);
+        assert!(watch.is_empty());
+    }
+}
