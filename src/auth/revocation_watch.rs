@@ -164,7 +164,9 @@ mod tests {
         let a = watch.watch(&principal("42", json!({ "jti": "a", "iat": 100 })));
         let b = watch.watch(&principal("42", json!({ "jti": "b", "iat": 200 })));
         let other = watch.watch(&principal("43", json!({ "jti": "a", "iat": 100 })));
-        let cases: &[(&str, &str, &[u8], bool, [bool; 3])] = &[
+        // (case, topic, payload, handled here, revoked: [a, b, other])
+        type Case<'a> = (&'a str, &'a str, &'a [u8], bool, [bool; 3]);
+        let cases: &[Case] = &[
             (
                 "not a revocation topic",
                 "streams:42",
