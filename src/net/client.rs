@@ -18,8 +18,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Names are resolved by [`GuardedResolver`], which hands reqwest only addresses
 /// that passed [`ssrf::classify`], so the connection goes to a checked address.
-/// Proxies from the environment are ignored (a proxy would resolve the name itself)
-/// and redirects are not followed (a redirect could point anywhere).
+/// Proxies from the environment are ignored (a proxy would resolve the name itself),
+/// redirects are not followed (a redirect could point anywhere), and unless private
+/// targets are allowed only `https` is spoken (a URL a provider hands out, such as a
+/// discovered `jwks_uri`, gets the same rule as a configured one).
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
@@ -38,12 +40,13 @@ pub struct Fetched {
 }
 
 impl HttpClient {
-    /// A client that refuses internal addresses unless `allow_private`.
+    /// A client that refuses internal addresses and plain `http` unless `allow_private`.
     pub fn new(allow_private: bool) -> Result<Self, NetError> {
         let inner = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            .https_only(!allow_private)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("streamgate/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -134,7 +137,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let client = HttpClient::new(false).unwrap();
         let request = client
-            .request(Method::GET, &format!("http://localhost:{port}/"))
+            .request(Method::GET, &format!("https://localhost:{port}/"))
             .unwrap();
         let err = client.fetch(request, Duration::from_secs(5), 1024).await.unwrap_err();
         assert!(matches!(err, NetError::Blocked { .. }), "got {err}");
@@ -154,5 +157,13 @@ mod tests {
             let err = client.request(Method::GET, url).unwrap_err();
             assert!(matches!(err, NetError::Blocked { .. }), "case {name}: got {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_refused_unless_private_targets_are_allowed() {
+        let client = HttpClient::new(false).unwrap();
+        let request = client.request(Method::GET, "http://8.8.8.8:1/").unwrap();
+        let err = client.fetch(request, Duration::from_secs(5), 1024).await.unwrap_err();
+        assert!(matches!(err, NetError::Request(_)), "got {err}");
     }
 }
