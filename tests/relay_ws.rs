@@ -497,3 +497,23 @@ async fn ws_write_timeout_drops_a_client_that_never_reads() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ws_answers_a_close_the_client_starts() {
+    let server = TestServer::start(base_config()).await;
+    let mut ws = connect_ws(&server, "42").await;
+    let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 1000.into(),
+        reason: "bye".into(),
+    };
+    ws.socket.send(Message::Close(Some(frame))).await.unwrap();
+    // tungstenite yields the peer's reply as a Close message, then ends; a server
+    // that just dropped the socket would surface as an error (1006) instead.
+    let reply = tokio::time::timeout(DEADLINE, ws.socket.next())
+        .await
+        .expect("close reply in time");
+    assert!(
+        matches!(reply, Some(Ok(Message::Close(_)))),
+        "expected the server's close reply, got {reply:?}"
+    );
+}

@@ -52,6 +52,8 @@ pub trait Inbound: Send {
 enum Ending {
     /// Send this close frame, then wait briefly for the client's reply.
     Close(u16, &'static str),
+    /// The client started the close: flush the reply tungstenite queued, then end.
+    Answer,
     /// The socket is gone or stuck: just drop it.
     Drop,
 }
@@ -83,6 +85,9 @@ pub async fn run<I: Inbound>(
         true => pump.relay(expiry, expiry_notice, shutdown, inbound).await,
         false => Ending::Drop,
     };
+    if let Ending::Answer = ending {
+        let _ = tokio::time::timeout(settings.write_timeout, pump.socket.flush()).await;
+    }
     if let Ending::Close(code, reason) = ending {
         let frame = CloseFrame {
             code,
@@ -162,7 +167,7 @@ impl Pump<'_> {
                             continue;
                         }
                         Message::Ping(_) => continue,
-                        Message::Close(_) => return Ending::Drop,
+                        Message::Close(_) => return Ending::Answer,
                     };
                     if payload.len() > self.settings.max_message_bytes {
                         return Ending::Close(1009, "message too big");
