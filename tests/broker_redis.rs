@@ -92,7 +92,7 @@ async fn each_node_holds_exactly_one_pattern_subscription_whatever_the_number_of
     assert_eq!(redis.numpat().await, 1, "PUBSUB NUMPAT with one node");
     let (psubs, subs) = pattern_subscribers(&redis).await;
     assert_eq!(psubs, vec![1], "one connection with one PSUBSCRIBE for 20 clients");
-    assert_eq!(subs, 0, "no per-client SUBSCRIBE");
+    assert_eq!(subs, 1, "no per-client SUBSCRIBE: only the node's revocation channel");
 
     let b = node(redis_config(&redis)).await;
     let mut clients_b = Vec::new();
@@ -104,7 +104,13 @@ async fn each_node_holds_exactly_one_pattern_subscription_whatever_the_number_of
     assert_eq!(redis.numpat().await, 1, "both nodes subscribe to the same pattern");
     let (psubs, subs) = pattern_subscribers(&redis).await;
     assert_eq!(psubs, vec![1, 1], "one PSUBSCRIBE connection per node with two nodes");
-    assert_eq!(subs, 0, "no per-client SUBSCRIBE");
+    assert_eq!(subs, 2, "no per-client SUBSCRIBE: one revocation channel per node");
+    let connections = subscriptions(&redis)
+        .await
+        .into_iter()
+        .filter(|&(s, p)| s + p > 0)
+        .count();
+    assert_eq!(connections, 2, "one pub/sub connection per node carries both");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! An entry is kept until the revoked tokens can no longer be valid anyway: the
 //! token's `exp` when the revoker knows it, else `auth.revocation_ttl_seconds` after
 //! the revocation (or after `before`), plus the leeway. [`check`] runs at connect;
-//! [`publish`] also announces each revocation on [`topic`]`(identity)` so that open
+//! [`publish`] also announces each revocation on [`TOPIC`] so that open
 //! connections can be closed ([`Revocation::matches`]).
 
 use super::{AuthError, Principal};
@@ -17,17 +17,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Longest `jti` accepted.
 pub const MAX_JTI_LEN: usize = 256;
 
-/// Broker topics of revocation notices: `streamgate:revocations:{identity}`.
-pub const TOPIC_PREFIX: &str = "streamgate:revocations";
+/// The one broker channel of revocation notices ([`Notice`]). A plain channel, not
+/// a pattern: each node keeps exactly one pattern subscription (its job topics).
+pub const TOPIC: &str = "streamgate:revocations";
 
-/// The subscription pattern a node needs to hear every revocation notice.
-pub fn topic_pattern() -> String {
-    format!("{TOPIC_PREFIX}:*")
-}
-
-/// The topic of `identity`'s revocation notices.
-pub fn topic(identity: &str) -> String {
-    format!("{TOPIC_PREFIX}:{identity}")
+/// A revocation as announced to every node: whose, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The identity whose tokens are revoked.
+    pub sub: String,
+    /// What is revoked.
+    #[serde(flatten)]
+    pub revocation: Revocation,
 }
 
 /// What is revoked for one identity.
@@ -105,8 +106,12 @@ pub async fn publish(
     keep_until: u64,
 ) -> Result<(), BrokerError> {
     broker.revoke(identity, &revocation.member(), keep_until).await?;
-    let notice = serde_json::to_vec(revocation).unwrap_or_default();
-    if let Err(e) = broker.publish(&topic(identity), Bytes::from(notice)).await {
+    let notice = Notice {
+        sub: identity.to_string(),
+        revocation: revocation.clone(),
+    };
+    let notice = serde_json::to_vec(&notice).unwrap_or_default();
+    if let Err(e) = broker.publish(TOPIC, Bytes::from(notice)).await {
         tracing::warn!(error = %e, "revocation stored but its notice was not published");
     }
     Ok(())

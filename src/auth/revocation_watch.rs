@@ -1,13 +1,13 @@
 //! [`RevocationWatch`]: this node's open connections by identity, so a revocation
-//! notice (published on [`super::revocation::topic`] by `POST /admin/revoke` on any
+//! notice (published on [`super::revocation::TOPIC`] by `POST /admin/revoke` on any
 //! node) ends exactly the connections whose token it covers.
 //!
-//! Wiring: the node subscribes [`super::revocation::topic_pattern`] and hands those
+//! Wiring: the node subscribes [`super::revocation::TOPIC`] and hands those
 //! broker messages to [`RevocationWatch::on_broker_message`]; each connection holds a
 //! [`Watched`] from [`RevocationWatch::watch`] and selects on [`Watched::revoked`]
 //! (WebSocket close 1008 `Token revoked`, SSE `event: revoked`).
 
-use super::revocation::{Revocation, TOPIC_PREFIX};
+use super::revocation::{Notice, Revocation, TOPIC};
 use super::Principal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,15 +61,15 @@ impl RevocationWatch {
         }
     }
 
-    /// Handles one broker message: a revocation notice on `{TOPIC_PREFIX}:{identity}`
-    /// ends the covered connections. Returns false for other topics (not ours).
+    /// Handles one broker message: a revocation [`Notice`] on [`TOPIC`] ends the
+    /// covered connections. Returns false for other topics (not ours).
     pub fn on_broker_message(&self, topic: &str, payload: &[u8]) -> bool {
-        let Some(identity) = topic.strip_prefix(TOPIC_PREFIX).and_then(|rest| rest.strip_prefix(':')) else {
+        if topic != TOPIC {
             return false;
-        };
-        match serde_json::from_slice::<Revocation>(payload) {
-            Ok(revocation) => {
-                let ended = self.revoke(identity, &revocation);
+        }
+        match serde_json::from_slice::<Notice>(payload) {
+            Ok(Notice { sub, revocation }) => {
+                let ended = self.revoke(&sub, &revocation);
                 if ended > 0 {
                     tracing::info!(ended, "connections closed by a revocation");
                 }
@@ -170,29 +170,36 @@ mod tests {
             (
                 "not a revocation topic",
                 "streams:42",
-                br#"{"jti":"a"}"#,
+                br#"{"sub":"42","jti":"a"}"#,
                 false,
                 [false; 3],
             ),
-            ("garbage notice", "streamgate:revocations:42", b"{", true, [false; 3]),
+            ("garbage notice", "streamgate:revocations", b"{", true, [false; 3]),
+            (
+                "notice without a subject",
+                "streamgate:revocations",
+                br#"{"jti":"a"}"#,
+                true,
+                [false; 3],
+            ),
             (
                 "one token",
-                "streamgate:revocations:42",
-                br#"{"jti":"a"}"#,
+                "streamgate:revocations",
+                br#"{"sub":"42","jti":"a"}"#,
                 true,
                 [true, false, false],
             ),
             (
                 "issued before",
-                "streamgate:revocations:42",
-                br#"{"before":150}"#,
+                "streamgate:revocations",
+                br#"{"sub":"42","before":150}"#,
                 true,
                 [true, false, false],
             ),
             (
                 "everything of 42",
-                "streamgate:revocations:42",
-                br#"{"before":1000}"#,
+                "streamgate:revocations",
+                br#"{"sub":"42","before":1000}"#,
                 true,
                 [true, true, false],
             ),

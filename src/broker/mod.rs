@@ -24,7 +24,8 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Receives every message matching the node's subscription patterns.
+/// Receives every message matching the node's subscription patterns (a pattern
+/// without glob characters is an exact channel name).
 pub type Sink = Arc<dyn Fn(&str, Bytes) + Send + Sync>;
 
 /// One counted slot a connection wants: `key` may hold at most `limit` leases.

@@ -324,7 +324,13 @@ impl Subscriber {
             .await
             .map_err(|_| BrokerError::NotConnected)??;
         for pattern in &self.patterns {
-            pubsub.psubscribe(pattern).await?;
+            // A name without glob characters is a plain channel: SUBSCRIBE keeps the
+            // node at exactly one pattern subscription per job.
+            if pattern.contains(['*', '?', '[']) {
+                pubsub.psubscribe(pattern).await?;
+            } else {
+                pubsub.subscribe(pattern).await?;
+            }
         }
         *backoff = MIN_BACKOFF;
         if lost_once {

@@ -1,7 +1,7 @@
 //! Admitting a client connection: readiness, limits, hub subscription, accounting.
 
 use super::RelayError;
-use crate::auth::Principal;
+use crate::auth::{AuthLifetime, Principal};
 use crate::hub::Subscription;
 use crate::limits::{Lease, LimitError};
 use crate::server::AppState;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 /// Everything an admitted connection holds; dropping it undoes the admission
 /// (unsubscribe, lease release, gauge decrement).
 pub struct Admitted {
-    /// The verified caller.
-    pub principal: Principal,
+    /// The caller's credentials over time: expiry, revocation, refresh.
+    pub lifetime: AuthLifetime,
     /// The hub queue of `{channel_prefix}:{identity}`.
     pub subscription: Subscription,
     _lease: Lease,
@@ -20,7 +20,13 @@ pub struct Admitted {
 }
 
 /// Checks broker readiness and limits, then subscribes. Refusals are counted.
-pub async fn admit(state: &Arc<AppState>, principal: Principal, transport: Transport) -> Result<Admitted, RelayError> {
+/// `refresh_token` (from `X-Refresh-Token`) enables periodic refresh.
+pub async fn admit(
+    state: &Arc<AppState>,
+    principal: Principal,
+    refresh_token: Option<String>,
+    transport: Transport,
+) -> Result<Admitted, RelayError> {
     if !state.broker.is_ready() || state.shutdown.is_cancelled() {
         state.metrics.rejection("not_ready");
         return Err(RelayError::NotReady);
@@ -38,7 +44,7 @@ pub async fn admit(state: &Arc<AppState>, principal: Principal, transport: Trans
         .hub
         .subscribe(&topic, relay.client_buffer_size, relay.slow_consumer_policy);
     Ok(Admitted {
-        principal,
+        lifetime: AuthLifetime::new(state, principal, refresh_token),
         subscription,
         _lease: lease,
         _gauge: ConnectionGauge::open(state, transport),

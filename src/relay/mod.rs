@@ -8,7 +8,6 @@
 
 mod admission;
 mod error;
-mod expiry;
 mod publish;
 mod pump;
 pub mod session;

@@ -4,6 +4,7 @@
 //! 1008 expiry / slow consumer / ping timeout, 1009 too big, 1007 invalid UTF-8,
 //! 1002 protocol error); what an inbound message *means* is the job's [`Inbound`].
 
+use crate::auth::{AuthEvent, AuthLifetime};
 use crate::hub::Subscription;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
@@ -13,6 +14,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Sent before the 1008 close when the token expires.
+const AUTH_EXPIRED: &str = r#"{"event":"auth_expired"}"#;
 /// Frames written before one flush when several are queued.
 const MAX_BATCH: usize = 64;
 /// How long a closing connection waits for the client's close frame.
@@ -59,15 +62,15 @@ enum Ending {
 }
 
 /// Runs a connection to its end: `hello` first (if any), then relays until shutdown,
-/// expiry (`expiry_notice` sent before the 1008 close), a slow-consumer drop,
-/// the client leaving, or a transport error.
+/// a credential event of `lifetime` (expiry: `{"event":"auth_expired"}` then 1008;
+/// revocation: 1008 `Token revoked`; a refresh sends `{"event":"token_refreshed",...}`
+/// and goes on), a slow-consumer drop, the client leaving, or a transport error.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<I: Inbound>(
     mut socket: WebSocket,
     hello: Option<Message>,
     subscription: &Subscription,
-    expiry: Option<Instant>,
-    expiry_notice: Option<Message>,
+    lifetime: Option<&mut AuthLifetime>,
     shutdown: CancellationToken,
     settings: PumpSettings,
     inbound: &mut I,
@@ -82,7 +85,7 @@ pub async fn run<I: Inbound>(
         None => true,
     };
     let ending = match greeted {
-        true => pump.relay(expiry, expiry_notice, shutdown, inbound).await,
+        true => pump.relay(lifetime, shutdown, inbound).await,
         false => Ending::Drop,
     };
     if let Ending::Answer = ending {
@@ -111,8 +114,7 @@ struct Pump<'a> {
 impl Pump<'_> {
     async fn relay<I: Inbound>(
         &mut self,
-        expiry: Option<Instant>,
-        expiry_notice: Option<Message>,
+        mut lifetime: Option<&mut AuthLifetime>,
         shutdown: CancellationToken,
         inbound: &mut I,
     ) -> Ending {
@@ -121,13 +123,6 @@ impl Pump<'_> {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Set when a ping goes unanswered; cleared by any pong.
         let mut pong_due: Option<Instant> = None;
-        let expired = async {
-            match expiry {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expired);
         loop {
             let pong_late = async {
                 match pong_due {
@@ -138,14 +133,21 @@ impl Pump<'_> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ending::Close(1001, "server shutting down"),
-                _ = &mut expired => {
-                    if let Some(notice) = expiry_notice {
-                        if self.write(notice).await.is_err() {
+                event = credential_event(&mut lifetime) => match event {
+                    AuthEvent::Expired => {
+                        if self.write(Message::Text(Utf8Bytes::from_static(AUTH_EXPIRED))).await.is_err() {
+                            return Ending::Drop;
+                        }
+                        return Ending::Close(1008, "auth expired");
+                    }
+                    AuthEvent::Revoked => return Ending::Close(1008, "Token revoked"),
+                    AuthEvent::Refreshed { exp } => {
+                        let notice = format!(r#"{{"event":"token_refreshed","exp":{exp}}}"#);
+                        if self.write(Message::Text(notice.into())).await.is_err() {
                             return Ending::Drop;
                         }
                     }
-                    return Ending::Close(1008, "auth expired");
-                }
+                },
                 frame = self.subscription.recv() => match frame {
                     Some(frame) => match self.write_batch(frame.ws()).await {
                         Ok(count) => inbound.delivered(count),
@@ -213,6 +215,14 @@ impl Pump<'_> {
             Ok(Ok(count)) => Ok(count),
             _ => Err(()),
         }
+    }
+}
+
+/// The next credential event, or never for connections without a lifetime.
+async fn credential_event(lifetime: &mut Option<&mut AuthLifetime>) -> AuthEvent {
+    match lifetime {
+        Some(lifetime) => lifetime.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,21 +4,20 @@
 //! [`Frame`]: crate::hub::Frame
 
 use super::admission::{admit, Admitted};
-use super::{expiry, RelayError};
-use crate::auth::Principal;
+use super::RelayError;
+use crate::auth::{token_source, AuthEvent, Principal};
 use crate::hub::encode_sse;
 use crate::server::AppState;
 use crate::telemetry::Transport;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{Interval, Sleep};
+use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
@@ -28,8 +27,13 @@ const MAX_BATCH: usize = 64;
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Opens an SSE stream for the caller's identity.
-pub async fn handle(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Response, RelayError> {
-    let admitted = admit(&state, principal, Transport::Sse).await?;
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, RelayError> {
+    let refresh_token = token_source::refresh_token(&headers);
+    let admitted = admit(&state, principal, refresh_token, Transport::Sse).await?;
     let stream = SseStream::new(&state, admitted);
     let body = Body::from_stream(futures_util::stream::unfold(stream, SseStream::next_chunk));
     let mut response = body.into_response();
@@ -56,7 +60,6 @@ struct SseStream {
     admitted: Admitted,
     phase: Phase,
     heartbeat: Interval,
-    expiry: Option<Pin<Box<Sleep>>>,
     shutdown: CancellationToken,
     _tracked: TaskTrackerToken,
 }
@@ -66,12 +69,10 @@ impl SseStream {
         let period = Duration::from_secs(state.config.relay.heartbeat_seconds);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let deadline = expiry::deadline(admitted.principal.expires_at, state.config.auth.leeway_seconds);
         Self {
             admitted,
             phase: Phase::Opening,
             heartbeat,
-            expiry: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             shutdown: state.shutdown.clone(),
             _tracked: state.tracker.token(),
         }
@@ -83,7 +84,7 @@ impl SseStream {
             Phase::Ended => return None,
             Phase::Opening => {
                 self.phase = Phase::Live;
-                let data = serde_json::json!({ "identity": &*self.admitted.principal.identity });
+                let data = serde_json::json!({ "identity": &*self.admitted.lifetime.principal().identity });
                 encode_sse("connected", data.to_string().as_bytes())
             }
             Phase::Live => self.live_chunk().await?,
@@ -92,22 +93,23 @@ impl SseStream {
     }
 
     async fn live_chunk(&mut self) -> Option<Bytes> {
-        let expiry = async {
-            match self.expiry.as_mut() {
-                Some(sleep) => sleep.as_mut().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => {
                 self.phase = Phase::Ended;
                 Some(encode_sse("shutdown", b"{}"))
             }
-            _ = expiry => {
-                self.phase = Phase::Ended;
-                Some(encode_sse("auth_expired", b"{}"))
-            }
+            event = self.admitted.lifetime.next() => Some(match event {
+                AuthEvent::Expired => {
+                    self.phase = Phase::Ended;
+                    encode_sse("auth_expired", b"{}")
+                }
+                AuthEvent::Revoked => {
+                    self.phase = Phase::Ended;
+                    encode_sse("revoked", b"{}")
+                }
+                AuthEvent::Refreshed { exp } => encode_sse("token_refreshed", format!("{{\"exp\":{exp}}}").as_bytes()),
+            }),
             // `None`: the hub dropped this slow consumer; the stream ends.
             frame = self.admitted.subscription.recv() => frame.map(|f| self.batch(f.sse())),
             _ = self.heartbeat.tick() => Some(encode_sse("heartbeat", b"{}")),

@@ -4,12 +4,13 @@
 
 use super::admission::{admit, Admitted};
 use super::pump::{self, Inbound, PumpSettings, Reply};
-use super::{expiry, RelayError};
-use crate::auth::Principal;
+use super::RelayError;
+use crate::auth::{token_source, Principal};
 use crate::server::{error_response, AppState};
 use crate::telemetry::Transport;
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, Message, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -22,13 +23,15 @@ const MAX_MISSED_PONGS: u32 = 2;
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, RelayError> {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(error_response(rejection.status(), "websocket upgrade required")),
     };
-    let admitted = admit(&state, principal, Transport::WebSocket).await?;
+    let refresh_token = token_source::refresh_token(&headers);
+    let admitted = admit(&state, principal, refresh_token, Transport::WebSocket).await?;
     let tracked = state.tracker.token();
     let upgrade = pump::configure(upgrade, state.config.relay.max_message_size_bytes);
     Ok(upgrade
@@ -39,7 +42,7 @@ pub async fn handle(
         .into_response())
 }
 
-async fn run(state: Arc<AppState>, admitted: Admitted, socket: axum::extract::ws::WebSocket) {
+async fn run(state: Arc<AppState>, mut admitted: Admitted, socket: axum::extract::ws::WebSocket) {
     let relay = &state.config.relay;
     let ping = Duration::from_secs(relay.websocket_ping_seconds);
     let settings = PumpSettings {
@@ -49,20 +52,17 @@ async fn run(state: Arc<AppState>, admitted: Admitted, socket: axum::extract::ws
         write_timeout: Duration::from_millis(relay.websocket_write_timeout_ms),
         max_message_bytes: relay.max_message_size_bytes,
     };
-    let principal = &admitted.principal;
-    let hello = serde_json::json!({ "event": "connected", "identity": &*principal.identity });
-    let deadline = expiry::deadline(principal.expires_at, state.config.auth.leeway_seconds);
-    let notice = Message::Text(Utf8Bytes::from_static(r#"{"event":"auth_expired"}"#));
+    let identity = admitted.lifetime.principal().identity.clone();
+    let hello = serde_json::json!({ "event": "connected", "identity": &*identity });
     let mut inbound = RelayInbound {
-        topic: relay.inbound_prefix().map(|p| format!("{p}:{}", principal.identity)),
+        topic: relay.inbound_prefix().map(|p| format!("{p}:{identity}")),
         state: state.clone(),
     };
     pump::run(
         socket,
         Some(Message::Text(hello.to_string().into())),
         &admitted.subscription,
-        deadline,
-        Some(notice),
+        Some(&mut admitted.lifetime),
         state.shutdown.clone(),
         settings,
         &mut inbound,

@@ -1,6 +1,6 @@
 //! [`AppState`]: everything a handler may use, built once from config.
 
-use crate::auth::{AuthState, Verifier};
+use crate::auth::{AuthState, RevocationWatch, Verifier};
 use crate::broker::{self, Broker};
 use crate::config::Config;
 use crate::hub::Hub;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Process start, for `/stats` uptime.
     pub started: Instant,
+    /// Open connections by identity, ended by revocation notices from any node.
+    pub revocations: Arc<RevocationWatch>,
 }
 
 impl AppState {
@@ -40,9 +42,12 @@ impl AppState {
         let verifier = Verifier::new(&config.auth, metrics.clone()).map_err(anyhow::Error::msg)?;
         let hub = Hub::new(metrics.clone());
         let patterns = subscription_patterns(&config);
-        let sink_hub = hub.clone();
+        let revocations = RevocationWatch::new();
+        let (sink_hub, sink_watch) = (hub.clone(), revocations.clone());
         let sink: broker::Sink = Arc::new(move |topic, payload| {
-            sink_hub.dispatch(topic, payload);
+            if !sink_watch.on_broker_message(topic, &payload) {
+                sink_hub.dispatch(topic, payload);
+            }
         });
         let broker = broker::from_config(&config.broker, patterns, sink, metrics.clone(), shutdown.clone())?;
         let limiter = ConnectionLimiter::new(
@@ -63,13 +68,14 @@ impl AppState {
             shutdown,
             tracker: TaskTracker::new(),
             started: Instant::now(),
+            revocations,
         }))
     }
 }
 
 /// The node's one subscription: every enabled job's topic patterns.
 fn subscription_patterns(config: &Config) -> Vec<String> {
-    let mut patterns = Vec::new();
+    let mut patterns = vec![crate::auth::revocation::TOPIC.to_string()];
     if config.relay.enabled {
         patterns.push(format!("{}:*", config.relay.channel_prefix));
     }

@@ -117,17 +117,7 @@ impl Session {
         };
         let mut inbound = inbound::SessionInbound::new(state.clone(), SessionConfig::render(&cfg.up_channel, &self.id));
         let shutdown = state.shutdown.clone();
-        pump::run(
-            socket,
-            None,
-            &self.subscription,
-            None,
-            None,
-            shutdown,
-            settings,
-            &mut inbound,
-        )
-        .await;
+        pump::run(socket, None, &self.subscription, None, shutdown, settings, &mut inbound).await;
     }
 }
 

@@ -1,0 +1,164 @@
+//! [`AuthLifetime`]: auth holds for the whole life of a connection. One value per
+//! connection turns the token's `exp`, a revocation notice and the periodic refresh
+//! into events the transport loop selects on ([`AuthLifetime::next`]).
+//!
+//! The refresh call runs in its own task, so a busy connection (whose loop is
+//! woken by every message) never cancels it halfway; its result comes back through
+//! a oneshot that is safe to poll from `select!`.
+
+use super::{Principal, Refreshed, Watched};
+use crate::server::AppState;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+/// What happened to the connection's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// `exp` (plus leeway) passed: say `auth_expired`, then close.
+    Expired,
+    /// The token was revoked: say so, then close.
+    Revoked,
+    /// A refresh extended the connection to this new `exp`.
+    Refreshed {
+        /// The new token's `exp` (Unix seconds).
+        exp: u64,
+    },
+}
+
+type RefreshResult = Result<Refreshed, super::ProviderError>;
+
+/// The credential timeline of one connection.
+pub struct AuthLifetime {
+    state: Arc<AppState>,
+    principal: Principal,
+    watched: Watched,
+    expiry: Option<Pin<Box<Sleep>>>,
+    refresh: Option<Refresh>,
+}
+
+/// Periodic refresh state, present only with `auth.refresh` and an `X-Refresh-Token`.
+struct Refresh {
+    token: String,
+    lead: Duration,
+    due: Option<Pin<Box<Sleep>>>,
+    pending: Option<oneshot::Receiver<RefreshResult>>,
+}
+
+impl AuthLifetime {
+    /// Starts watching `principal` for revocation and schedules expiry and refresh.
+    pub fn new(state: &Arc<AppState>, principal: Principal, refresh_token: Option<String>) -> Self {
+        let watched = state.revocations.watch(&principal);
+        let refresh = match (state.verifier.refresh_lead(), refresh_token) {
+            (Some(lead), Some(token)) => Some(Refresh {
+                token,
+                lead,
+                due: None,
+                pending: None,
+            }),
+            _ => None,
+        };
+        let mut lifetime = Self {
+            state: state.clone(),
+            principal,
+            watched,
+            expiry: None,
+            refresh,
+        };
+        lifetime.schedule();
+        lifetime
+    }
+
+    /// The current principal (replaced after each successful refresh).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// (Re)arms the expiry and refresh timers from the current principal's `exp`.
+    fn schedule(&mut self) {
+        let leeway = self.state.config.auth.leeway_seconds;
+        self.expiry = deadline(self.principal.expires_at, leeway).map(|at| Box::pin(tokio::time::sleep_until(at)));
+        if let Some(refresh) = &mut self.refresh {
+            let due = deadline(self.principal.expires_at, 0).map(|at| at.checked_sub(refresh.lead).unwrap_or(at));
+            refresh.due = due.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        }
+    }
+
+    /// Waits for the next credential event. Cancel-safe: timers live in `self` and a
+    /// refresh in flight keeps running in its own task.
+    pub async fn next(&mut self) -> AuthEvent {
+        loop {
+            let (due, pending) = match self.refresh.as_mut() {
+                Some(r) => (r.due.as_mut(), r.pending.as_mut()),
+                None => (None, None),
+            };
+            let due = async {
+                match due {
+                    Some(sleep) => sleep.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let pending = async {
+                match pending {
+                    Some(rx) => rx.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let expired = async {
+                match self.expiry.as_mut() {
+                    Some(sleep) => sleep.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.watched.revoked() => return AuthEvent::Revoked,
+                _ = expired => return AuthEvent::Expired,
+                result = pending => {
+                    if let Some(exp) = self.finish_refresh(result) {
+                        return AuthEvent::Refreshed { exp };
+                    }
+                }
+                _ = due => self.start_refresh(),
+            }
+        }
+    }
+
+    fn start_refresh(&mut self) {
+        let Some(refresh) = &mut self.refresh else { return };
+        refresh.due = None;
+        let (tx, rx) = oneshot::channel();
+        let (state, token, current) = (self.state.clone(), refresh.token.clone(), self.principal.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(state.verifier.refresh(&token, &current).await);
+        });
+        refresh.pending = Some(rx);
+    }
+
+    /// Applies a refresh result; returns the new `exp` on success. On failure the old
+    /// expiry stands, so `auth_expired` follows at `exp`.
+    fn finish_refresh(&mut self, result: Option<RefreshResult>) -> Option<u64> {
+        let refresh = self.refresh.as_mut()?;
+        refresh.pending = None;
+        let refreshed = result?.ok()?;
+        if let Some(rotated) = refreshed.refresh_token {
+            refresh.token = rotated;
+        }
+        self.watched.replace(&refreshed.principal);
+        self.principal = refreshed.principal;
+        self.schedule();
+        Some(self.principal.expires_at.unwrap_or(0))
+    }
+}
+
+/// The instant `exp + leeway` is reached; `None` for tokens without `exp`.
+pub fn deadline(expires_at: Option<u64>, leeway_seconds: u64) -> Option<Instant> {
+    let exp_ms = expires_at?.saturating_add(leeway_seconds).saturating_mul(1000);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(exp_ms.saturating_sub(now_ms)))
+}
