@@ -28,9 +28,7 @@ async fn redis_broker_conforms() {
     conformance::run_all(|patterns, sink| {
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
         async move {
-            let broker =
-                RedisBroker::start(&cfg, patterns, sink, Arc::new(Metrics::new()), shutdown)
-                    .unwrap();
+            let broker = RedisBroker::start(&cfg, patterns, sink, Arc::new(Metrics::new()), shutdown).unwrap();
             Arc::new(broker) as Arc<dyn Broker>
         }
     })

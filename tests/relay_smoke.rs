@@ -12,10 +12,16 @@ async fn sse_receives_connected_then_published_message() {
     let mut sse = SseClient::connect(&format!("{}/events", server.base), Some(&token)).await;
     assert_eq!(sse.status, 200);
     let hello = sse.next_event().await.unwrap();
-    assert_eq!((hello.event.as_str(), hello.data.as_str()), ("connected", r#"{"identity":"42"}"#));
+    assert_eq!(
+        (hello.event.as_str(), hello.data.as_str()),
+        ("connected", r#"{"identity":"42"}"#)
+    );
     assert_eq!(server.publish("42", serde_json::json!({"n": 1})).await, 202);
     let msg = sse.next_non_heartbeat().await.unwrap();
-    assert_eq!((msg.event.as_str(), msg.data.as_str()), ("message", r#"{"n": 1}"#.replace(' ', "").as_str()));
+    assert_eq!(
+        (msg.event.as_str(), msg.data.as_str()),
+        ("message", r#"{"n": 1}"#.replace(' ', "").as_str())
+    );
 }
 
 #[tokio::test]

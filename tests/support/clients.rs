@@ -34,19 +34,36 @@ impl SseClient {
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
-        let resp = tokio::time::timeout(DEADLINE, req.send()).await.expect("SSE connect timed out").expect("SSE connect");
+        let resp = tokio::time::timeout(DEADLINE, req.send())
+            .await
+            .expect("SSE connect timed out")
+            .expect("SSE connect");
         let status = resp.status();
         let headers = resp.headers().clone();
         if status != reqwest::StatusCode::OK {
             let error_body = resp.json().await.ok();
-            return Self { status, headers, body: None, buffer: String::new(), error_body };
+            return Self {
+                status,
+                headers,
+                body: None,
+                buffer: String::new(),
+                error_body,
+            };
         }
-        Self { status, headers, body: Some(resp.bytes_stream().boxed()), buffer: String::new(), error_body: None }
+        Self {
+            status,
+            headers,
+            body: Some(resp.bytes_stream().boxed()),
+            buffer: String::new(),
+            error_body: None,
+        }
     }
 
     /// The next event, or `None` when the stream ended. Panics after [`DEADLINE`].
     pub async fn next_event(&mut self) -> Option<SseEvent> {
-        tokio::time::timeout(DEADLINE, self.read_event()).await.expect("timed out waiting for an SSE event")
+        tokio::time::timeout(DEADLINE, self.read_event())
+            .await
+            .expect("timed out waiting for an SSE event")
     }
 
     /// The next event that is not a heartbeat.
@@ -77,7 +94,10 @@ impl SseClient {
 fn parse_block(block: &str) -> Option<SseEvent> {
     let (mut event, mut data, mut id) = (None, Vec::new(), None);
     for line in block.lines() {
-        let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+        let (field, value) = line
+            .split_once(':')
+            .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
+            .unwrap_or((line, ""));
         match field {
             "event" => event = Some(value.to_string()),
             "data" => data.push(value.to_string()),
@@ -88,7 +108,11 @@ fn parse_block(block: &str) -> Option<SseEvent> {
     if event.is_none() && data.is_empty() {
         return None;
     }
-    Some(SseEvent { event: event.unwrap_or_else(|| "message".into()), data: data.join("\n"), id })
+    Some(SseEvent {
+        event: event.unwrap_or_else(|| "message".into()),
+        data: data.join("\n"),
+        id,
+    })
 }
 
 type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -122,14 +146,22 @@ impl WsClient {
     pub async fn try_connect(url: &str, bearer: Option<&str>) -> WsConnect {
         let mut request = url.into_client_request().unwrap();
         if let Some(token) = bearer {
-            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
-        let result = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request)).await.expect("WS connect timed out");
+        let result = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("WS connect timed out");
         match result {
             Ok((socket, _)) => WsConnect::Open(Self { socket }),
             Err(tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
-                let body = resp.body().as_ref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(serde_json::Value::Null);
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(serde_json::Value::Null);
                 WsConnect::Refused(status, body)
             }
             Err(e) => panic!("WS connect failed: {e}"),

@@ -15,14 +15,27 @@ impl Redis {
     /// Starts redis-server on a free port and waits until it answers PING.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut redis = Self { port: free_port(), child: None, dir };
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+            dir,
+        };
         redis.spawn().await;
         redis
     }
 
     async fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -35,14 +48,22 @@ impl Redis {
             if self.ping().await {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start on {}",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     async fn ping(&self) -> bool {
-        let Ok(client) = ::redis::Client::open(self.url()) else { return false };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return false };
+        let Ok(client) = ::redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
         ::redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
     }
 
@@ -77,13 +98,22 @@ impl Redis {
     /// `PUBLISH channel payload`, returning the number of receivers.
     pub async fn publish(&self, channel: &str, payload: &str) -> i64 {
         let mut conn = self.conn().await;
-        ::redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut conn).await.unwrap()
+        ::redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
     }
 
     /// `PUBSUB NUMPAT`: pattern subscriptions across all clients.
     pub async fn numpat(&self) -> i64 {
         let mut conn = self.conn().await;
-        ::redis::cmd("PUBSUB").arg("NUMPAT").query_async(&mut conn).await.unwrap()
+        ::redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query_async(&mut conn)
+            .await
+            .unwrap()
     }
 }
 

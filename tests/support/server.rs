@@ -72,7 +72,12 @@ impl TestServer {
         let url = format!("{}/ready", self.base);
         super::eventually(&format!("/ready == {status}"), || {
             let url = url.clone();
-            async move { reqwest::get(&url).await.map(|r| r.status().as_u16() == status).unwrap_or(false) }
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .map(|r| r.status().as_u16() == status)
+                    .unwrap_or(false)
+            }
         })
         .await;
     }
