@@ -5,14 +5,11 @@
 
 mod support;
 
-#[path = "auth_providers/idp.rs"]
-mod idp;
-
-use idp::{Answer, Idp};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use streamgate::config::{Config, TokenLocation, TokenSourceKind};
+use support::idp::{Answer, Idp};
 use support::*;
 
 // ---------------------------------------------------------------- helpers

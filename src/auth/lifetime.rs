@@ -43,6 +43,9 @@ pub struct AuthLifetime {
 struct Refresh {
     token: String,
     lead: Duration,
+    /// A refresh succeeded already: the next one waits at least half the new token's
+    /// remaining life (see [`AuthLifetime::schedule`]).
+    refreshed: bool,
     due: Option<Pin<Box<Sleep>>>,
     pending: Option<oneshot::Receiver<RefreshResult>>,
 }
@@ -55,6 +58,7 @@ impl AuthLifetime {
             (Some(lead), Some(token)) => Some(Refresh {
                 token,
                 lead,
+                refreshed: false,
                 due: None,
                 pending: None,
             }),
@@ -77,11 +81,23 @@ impl AuthLifetime {
     }
 
     /// (Re)arms the expiry and refresh timers from the current principal's `exp`.
+    ///
+    /// A refresh is due `lead` before `exp`, at once when that has passed. After a
+    /// successful refresh it is due no earlier than halfway to the new `exp`: a
+    /// provider whose tokens live shorter than `lead` (Keycloak's 300 s under the
+    /// default 1800 s) would otherwise be asked again at once, in a loop.
     fn schedule(&mut self) {
         let leeway = self.state.config.auth.leeway_seconds;
         self.expiry = deadline(self.principal.expires_at, leeway).map(|at| Box::pin(tokio::time::sleep_until(at)));
         if let Some(refresh) = &mut self.refresh {
-            let due = deadline(self.principal.expires_at, 0).map(|at| at.checked_sub(refresh.lead).unwrap_or(at));
+            let now = Instant::now();
+            let due = deadline(self.principal.expires_at, 0).map(|exp| {
+                let due = exp.checked_sub(refresh.lead).unwrap_or(now);
+                match refresh.refreshed {
+                    true => due.max(now + exp.saturating_duration_since(now) / 2),
+                    false => due,
+                }
+            });
             refresh.due = due.map(|at| Box::pin(tokio::time::sleep_until(at)));
         }
     }
@@ -143,6 +159,7 @@ impl AuthLifetime {
         let refresh = self.refresh.as_mut()?;
         refresh.pending = None;
         let refreshed = result?.ok()?;
+        refresh.refreshed = true;
         if let Some(rotated) = refreshed.refresh_token {
             refresh.token = rotated;
         }

@@ -30,9 +30,17 @@ pub struct SseClient {
 impl SseClient {
     /// GET `url` with optional bearer token; does not fail on non-200 (check `status`).
     pub async fn connect(url: &str, bearer: Option<&str>) -> Self {
+        Self::connect_with(url, bearer, &[]).await
+    }
+
+    /// [`SseClient::connect`] sending these extra headers too (e.g. `X-Refresh-Token`).
+    pub async fn connect_with(url: &str, bearer: Option<&str>, headers: &[(&str, &str)]) -> Self {
         let mut req = reqwest::Client::new().get(url);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = tokio::time::timeout(DEADLINE, req.send())
             .await
@@ -142,13 +150,30 @@ impl WsClient {
         }
     }
 
+    /// [`WsClient::connect`] sending these extra headers too (e.g. `X-Refresh-Token`).
+    pub async fn connect_with(url: &str, bearer: Option<&str>, headers: &[(&str, &str)]) -> Self {
+        match Self::try_connect_with(url, bearer, headers).await {
+            WsConnect::Open(c) => c,
+            WsConnect::Refused(status, body) => panic!("WS refused: {status} {body}"),
+        }
+    }
+
     /// Connects, returning the HTTP refusal instead of panicking.
     pub async fn try_connect(url: &str, bearer: Option<&str>) -> WsConnect {
+        Self::try_connect_with(url, bearer, &[]).await
+    }
+
+    /// [`WsClient::try_connect`] sending these extra headers too.
+    pub async fn try_connect_with(url: &str, bearer: Option<&str>, headers: &[(&str, &str)]) -> WsConnect {
         let mut request = url.into_client_request().unwrap();
         if let Some(token) = bearer {
             request
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        for (name, value) in headers {
+            let name = tungstenite::http::HeaderName::try_from(*name).expect("a header name");
+            request.headers_mut().insert(name, value.parse().unwrap());
         }
         let result = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
             .await

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod clients;
+pub mod idp;
 pub mod process;
 pub mod redis;
 pub mod server;

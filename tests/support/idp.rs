@@ -52,6 +52,7 @@ struct Inner {
     jwks_hits: AtomicUsize,
     discovery_hits: AtomicUsize,
     verify_hits: AtomicUsize,
+    token_hits: AtomicUsize,
     base: Mutex<String>,
 }
 
@@ -97,7 +98,7 @@ impl Idp {
     pub async fn stop(&mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(crate::support::DEADLINE, task).await;
+            let _ = tokio::time::timeout(super::DEADLINE, task).await;
         }
     }
 
@@ -144,6 +145,11 @@ impl Idp {
     /// `/verify` requests so far.
     pub fn verify_hits(&self) -> usize {
         self.inner.verify_hits.load(Ordering::SeqCst)
+    }
+
+    /// `/token` (refresh) requests so far.
+    pub fn token_hits(&self) -> usize {
+        self.inner.token_hits.load(Ordering::SeqCst)
     }
 
     /// The last verify or token call.
@@ -202,6 +208,7 @@ async fn token(
     Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
+    inner.token_hits.fetch_add(1, Ordering::SeqCst);
     record(&inner, &headers, query, &body);
     let answer = inner.token.lock().unwrap().clone().unwrap_or(Answer::Status(500));
     respond(answer).await
