@@ -92,6 +92,31 @@ impl RevocationWatch {
             .count()
     }
 
+    /// Re-applies the stored revocations of every watched identity: notices sent
+    /// while this node's subscription was down are not replayed by pub/sub, so the
+    /// node calls this each time its broker subscription comes back.
+    pub async fn recheck(&self, broker: &dyn crate::broker::Broker) {
+        let identities: Vec<Arc<str>> = self.lock().keys().cloned().collect();
+        let mut ended = 0;
+        for identity in identities {
+            match super::revocation::list(broker, &identity).await {
+                Ok(listed) => {
+                    ended += listed
+                        .iter()
+                        .map(|l| self.revoke(&identity, &l.revocation))
+                        .sum::<usize>();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation recheck failed; will retry on the next reconnect");
+                    return;
+                }
+            }
+        }
+        if ended > 0 {
+            tracing::info!(ended, "connections closed by revocations announced while disconnected");
+        }
+    }
+
     /// Connections watched on this node.
     pub fn len(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
@@ -221,5 +246,22 @@ mod tests {
         assert_eq!(watch.len(), 1);
         drop(conn);
         assert!(watch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn recheck_applies_revocations_stored_while_notices_were_missed() {
+        use crate::broker::{Broker, MemoryBroker};
+        let (sink, _rx) = crate::broker::conformance::channel_sink();
+        let broker = MemoryBroker::new(Vec::new(), sink, Arc::new(crate::telemetry::Metrics::new()));
+        let watch = RevocationWatch::new();
+        let a = watch.watch(&principal("42", json!({ "jti": "a" })));
+        let b = watch.watch(&principal("42", json!({ "jti": "b" })));
+        // Stored, but its notice never reached this node.
+        let until = crate::auth::revocation::now() + 3600;
+        broker.revoke("42", "jti:a", until).await.unwrap();
+        assert!(!a.is_revoked());
+        watch.recheck(&broker).await;
+        assert!(a.is_revoked(), "the stored revocation ends the covered connection");
+        assert!(!b.is_revoked(), "others stay open");
     }
 }

@@ -58,6 +58,11 @@ impl AppState {
             Duration::from_secs(config.server.connection_lease_seconds),
             shutdown.clone(),
         );
+        tokio::spawn(recheck_revocations_on_reconnect(
+            broker.clone(),
+            revocations.clone(),
+            shutdown.clone(),
+        ));
         Ok(Arc::new(Self {
             config: Arc::new(config),
             verifier,
@@ -70,6 +75,28 @@ impl AppState {
             started: Instant::now(),
             revocations,
         }))
+    }
+}
+
+/// Each time the broker subscription comes back after a loss, re-applies stored
+/// revocations to open connections (their notices may have been missed meanwhile).
+async fn recheck_revocations_on_reconnect(
+    broker: Arc<dyn Broker>,
+    revocations: Arc<RevocationWatch>,
+    shutdown: CancellationToken,
+) {
+    let mut ready = broker.watch_ready();
+    let mut was_ready = *ready.borrow_and_update();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = ready.changed() => if changed.is_err() { return },
+        }
+        let now_ready = *ready.borrow_and_update();
+        if now_ready && !was_ready {
+            revocations.recheck(broker.as_ref()).await;
+        }
+        was_ready = now_ready;
     }
 }
 
