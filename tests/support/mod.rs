@@ -23,11 +23,23 @@ use std::time::Duration;
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
+///
+/// Ports come from 20000–32767, below the kernel's ephemeral range (32768+), at
+/// random: a port released here cannot be taken by the outgoing connections that
+/// tests open meanwhile (those get ephemeral ports), and parallel tests rarely
+/// draw the same one. Both addresses a server may bind (loopback and any) are
+/// checked.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    for _ in 0..1000 {
+        let port = 20_000 + (rand::random::<u16>() % 12_768);
+        let free = ["127.0.0.1", "0.0.0.0"]
+            .iter()
+            .all(|host| std::net::TcpListener::bind((*host, port)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767")
 }
 
 /// Polls `check` until it returns true or [`DEADLINE`] passes (then panics with `what`).
