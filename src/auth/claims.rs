@@ -47,13 +47,7 @@ impl ClaimRules {
             .filter(|s| !s.is_empty())
             .map(Arc::from);
         let roles = lookup(&claims, &self.roles).map(roles_from).unwrap_or_default();
-        Ok(Principal {
-            identity: identity.into(),
-            name,
-            roles: roles.into(),
-            expires_at: claims.get("exp").and_then(Value::as_u64),
-            claims: Arc::new(claims),
-        })
+        Ok(Principal::from_claims(identity.into(), name, roles.into(), claims))
     }
 }
 

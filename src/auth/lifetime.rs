@@ -53,6 +53,7 @@ struct Refresh {
 impl AuthLifetime {
     /// Starts watching `principal` for revocation and schedules expiry and refresh.
     pub fn new(state: &Arc<AppState>, principal: Principal, refresh_token: Option<String>) -> Self {
+        let principal = principal.without_claims();
         let watched = state.revocations.watch(&principal);
         let refresh = match (state.verifier.refresh_lead(), refresh_token) {
             (Some(lead), Some(token)) => Some(Refresh {
@@ -163,8 +164,9 @@ impl AuthLifetime {
         if let Some(rotated) = refreshed.refresh_token {
             refresh.token = rotated;
         }
-        self.watched.replace(&refreshed.principal);
-        self.principal = refreshed.principal;
+        let principal = refreshed.principal.without_claims();
+        self.watched.replace(&principal);
+        self.principal = principal;
         self.schedule();
         Some(self.principal.expires_at.unwrap_or(0))
     }

@@ -168,13 +168,12 @@ mod tests {
     use std::sync::Arc;
 
     fn principal(claims: serde_json::Value) -> Principal {
-        Principal {
-            identity: "42".into(),
-            name: None,
-            roles: Arc::from(Vec::new()),
-            expires_at: None,
-            claims: Arc::new(claims.as_object().unwrap().clone()),
-        }
+        Principal::from_claims(
+            "42".into(),
+            None,
+            Arc::from(Vec::new()),
+            claims.as_object().unwrap().clone(),
+        )
     }
 
     #[test]

@@ -174,13 +174,12 @@ mod tests {
     use serde_json::json;
 
     fn principal(identity: &str, claims: serde_json::Value) -> Principal {
-        Principal {
-            identity: identity.into(),
-            name: None,
-            roles: Arc::from(Vec::new()),
-            expires_at: None,
-            claims: Arc::new(claims.as_object().unwrap().clone()),
-        }
+        Principal::from_claims(
+            identity.into(),
+            None,
+            Arc::from(Vec::new()),
+            claims.as_object().unwrap().clone(),
+        )
     }
 
     #[test]

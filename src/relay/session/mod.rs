@@ -28,6 +28,7 @@ use axum::Router;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// The session route at `session.path`.
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -55,10 +56,8 @@ async fn handle(
     let tracked = state.tracker.token();
     let upgrade = pump::configure(upgrade, state.config.session.max_message_size_bytes);
     Ok(upgrade
-        .on_upgrade(move |socket| async move {
-            let _tracked = tracked;
-            session.run(state, socket).await;
-        })
+        // No wrapper future (it would hold the session twice): `run` owns the token.
+        .on_upgrade(move |socket| session.run(state, tracked, socket))
         .into_response())
 }
 
@@ -107,7 +106,7 @@ async fn admit(
 }
 
 impl Session {
-    async fn run(self, state: Arc<AppState>, socket: axum::extract::ws::WebSocket) {
+    async fn run(self, state: Arc<AppState>, _tracked: TaskTrackerToken, socket: axum::extract::ws::WebSocket) {
         let cfg = &state.config.session;
         let settings = PumpSettings {
             ping_interval: Duration::from_secs(cfg.ping_seconds),
