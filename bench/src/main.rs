@@ -63,7 +63,7 @@ struct Opts {
     /// Systems to run [default: all].
     #[arg(long, global = true, value_delimiter = ',')]
     systems: Vec<SystemKind>,
-    /// Idle connections per transport [default: 10000; quick: 200].
+    /// Idle connections per transport [default: 10000; quick: 100].
     #[arg(long, global = true)]
     idle_n: Option<usize>,
     /// Fan-out cases as NxM (N connections over M identities)
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             o.systems.clone()
         },
-        idle_n: o.idle_n.unwrap_or(if q { 200 } else { 10_000 }),
+        idle_n: o.idle_n.unwrap_or(if q { 100 } else { 10_000 }),
         cases,
         fanout_time: Duration::from_secs_f64(o.fanout_seconds.unwrap_or(if q { 0.5 } else { 5.0 })),
         latency_n: o.latency_n.unwrap_or(if q { 60 } else { 1000 }),

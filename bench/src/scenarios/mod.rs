@@ -140,8 +140,13 @@ impl Clients {
 }
 
 /// Waits until `sink` has `expected` messages or nothing arrived for `quiet`
-/// (bounded by `max`).
+/// (bounded by `max`; both shorter in quick mode).
 pub async fn drain(sink: &Sink, expected: u64, quiet: Duration, max: Duration) {
+    let (quiet, max) = if QUICK.load(Ordering::Relaxed) {
+        (quiet.min(Duration::from_secs(1)), max.min(Duration::from_secs(4)))
+    } else {
+        (quiet, max)
+    };
     let end = Instant::now() + max;
     let mut last = sink.received.load(Ordering::Relaxed);
     let mut last_change = Instant::now();
