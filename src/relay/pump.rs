@@ -250,12 +250,15 @@ pub fn configure(
     let backstop = max_message_bytes.saturating_mul(2).max(64 * 1024);
     // No `max_write_buffer_size`: in tungstenite it is a hard cap that fails any
     // single message larger than it (`WriteBufferFull`, and the connection is
-    // dropped), not back-pressure. With `write_buffer_size(0)` the buffer holds at
-    // most the message being written, a stuck socket is bounded by the write
-    // timeout, and an idle connection's write buffer stays empty.
+    // dropped), not back-pressure. `WRITE_BATCH_BYTES` lets `write_batch` gather
+    // queued frames into one send (with 0 every frame was its own syscall: 0.54
+    // sends per delivery vs SSE's 0.03, docs/performance.md); the buffer is empty
+    // until a connection first receives, and a stuck socket is bounded by the
+    // write timeout.
+    const WRITE_BATCH_BYTES: usize = 8 * 1024;
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(backstop)
         .max_frame_size(backstop)
 }
