@@ -44,6 +44,8 @@ enum Scenario {
     Latency,
     /// New authenticated connections per second.
     Connect,
+    /// The session proxy (streamgate, Redis broker): latency and loss each way, memory per session.
+    Session,
     /// Every scenario.
     All,
 }
@@ -85,6 +87,18 @@ struct Opts {
     /// Concurrent connectors in the connect scenario.
     #[arg(long, global = true, default_value_t = 64)]
     connect_concurrency: usize,
+    /// Sessions in the session scenario [default: 5000; quick: 100].
+    #[arg(long, global = true)]
+    session_n: Option<usize>,
+    /// Sessions of the session scenario's high-rate run [default: 1000; quick: 50].
+    #[arg(long, global = true)]
+    session_hot: Option<usize>,
+    /// Total messages/s of the high-rate run, each way [default: 10000; quick: 2000].
+    #[arg(long, global = true)]
+    session_rate: Option<f64>,
+    /// Seconds per session run [default: 10; quick: 1].
+    #[arg(long, global = true)]
+    session_seconds: Option<f64>,
     /// Message size in bytes.
     #[arg(long, global = true, default_value_t = 256)]
     payload_bytes: usize,
@@ -116,6 +130,7 @@ struct Plan {
     latency_time: Duration,
     connect_n: usize,
     connect_concurrency: usize,
+    session: scenarios::session::SessionPlan,
     load: Load,
 }
 
@@ -198,6 +213,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         latency_time: Duration::from_secs_f64(o.latency_seconds.unwrap_or(if q { 0.5 } else { 8.0 })),
         connect_n: o.connect_n.unwrap_or(if q { 100 } else { 5000 }),
         connect_concurrency: o.connect_concurrency.max(1),
+        session: scenarios::session::SessionPlan {
+            sessions: o.session_n.unwrap_or(if q { 100 } else { 5000 }).max(1),
+            warm: if q { 20 } else { 100 },
+            hot: o.session_hot.unwrap_or(if q { 50 } else { 1000 }).max(1),
+            hot_rate: o.session_rate.unwrap_or(if q { 2000.0 } else { 10_000.0 }).max(1.0),
+            duration: Duration::from_secs_f64(o.session_seconds.unwrap_or(if q { 1.0 } else { 10.0 })),
+            payload_bytes: o.payload_bytes.max(payload::MIN_SIZE),
+            publishers: o.publishers.max(1),
+        },
         load: Load {
             secret: "streamgate-bench-hs256-secret-0123456789abcdef".into(),
             payload_bytes: o.payload_bytes.max(payload::MIN_SIZE),
@@ -218,6 +242,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let workdir = std::env::temp_dir().join(format!("streamgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir)?;
+    let rsa_public = workdir.join("rsa_public.pem");
+    std::fs::write(&rsa_public, tokens::RSA_PUBLIC_PEM)?;
     let env = Env {
         workdir: workdir.clone(),
         streamgate_bin,
@@ -226,6 +252,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         secret: plan.load.secret.clone(),
         api_key: "streamgate-bench-api-key-0123456789".into(),
         client_buffer: o.client_buffer,
+        jwt_public_key: None,
+        session: false,
     };
     let mut report = Report {
         header: header(&env, o.note.as_deref()),
@@ -234,6 +262,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     for kind in plan.systems.clone() {
         run_system(kind, &plan, &env, &mut report).await;
+        if kind == SystemKind::StreamgateMemory && plan.runs(Scenario::Connect) {
+            say(kind, &format!("connect RS256 WS N={}", plan.connect_n));
+            let rs_env = Env {
+                jwt_public_key: Some(rsa_public.clone()),
+                ..env.clone()
+            };
+            let outcome = match Running::start(kind, &rs_env, "StreamgateMemory-rs256").await {
+                Ok(sys) => scenarios::connect::run_rs256(&sys, plan.connect_n, plan.connect_concurrency)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("could not start with auth.jwt_public_key: {e:#}")),
+            };
+            log_outcome(kind, &outcome);
+            report.connect_rs256 = Some(outcome);
+        }
+        if kind == SystemKind::StreamgateRedis && plan.runs(Scenario::Session) {
+            say(kind, &format!("session S={}", plan.session.sessions));
+            let s_env = Env {
+                session: true,
+                ..env.clone()
+            };
+            let outcome = match Running::start(kind, &s_env, "StreamgateRedis-session").await {
+                Ok(mut sys) => {
+                    let r = scenarios::session::run(&sys, &plan.session).await;
+                    match (r, sys.check_alive()) {
+                        (Ok(r), Ok(())) => Ok(r),
+                        (Err(e), Ok(())) => Err(format!("{e:#}")),
+                        (_, Err(e)) => Err(format!("system died: {e:#}")),
+                    }
+                }
+                Err(e) => Err(format!("could not start with the session proxy: {e:#}")),
+            };
+            log_outcome(kind, &outcome);
+            report.session = Some(outcome);
+        }
     }
     let text = report.markdown();
     match &o.out {
@@ -251,7 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn say(kind: SystemKind, what: &str) {
+pub(crate) fn say(kind: SystemKind, what: &str) {
     eprintln!("[{:>8.1}s] {}: {what}", payload::now_ns() as f64 / 1e9, kind.label());
 }
 
@@ -476,7 +539,8 @@ fn params(plan: &Plan, o: &Opts) -> Vec<(String, String)> {
         ("idle".into(), format!("N={} per transport after 100 warm-up connections", plan.idle_n)),
         ("fanout".into(), format!("{}; {:.0} s of publishing each, {} publisher tasks", cases.join(", "), plan.fanout_time.as_secs_f64(), plan.load.publishers)),
         ("latency".into(), format!("N={} on N identities, {:.0} s measured after a warm-up, rate = ½ × the first fan-out case's maximum of the same system and transport", plan.latency_n, plan.latency_time.as_secs_f64())),
-        ("connect".into(), format!("{} WebSocket connections, {} concurrent connectors, one HS256 token each", plan.connect_n, plan.connect_concurrency)),
+        ("connect".into(), format!("{} WebSocket connections, {} concurrent connectors, one HS256 token each; streamgate (memory broker) again on a fresh instance with `auth.jwt_public_key` (the committed 2048-bit RSA fixture) and one RS256 token each", plan.connect_n, plan.connect_concurrency)),
+        ("session".into(), format!("streamgate (Redis broker) with `session: {{enabled: true, auth: redis_token}}`; S={} sessions (one WS client each) after {} warm-up sessions; {:.0} s per run; high-rate run {:.0} msgs/s over {} sessions; then 1 msg/s per session over all S; each direction separately", plan.session.sessions, plan.session.warm, plan.session.duration.as_secs_f64(), plan.session.hot_rate, plan.session.hot.min(plan.session.sessions))),
         ("streamgate config".into(), format!("relay.client_buffer_size={}, slow_consumer_policy=drop_newest_message, logging warn, other keys default", o.client_buffer)),
         ("Pushpin".into(), format!("packaged: {}; tuned: message_rate={}, message_hwm={}", systems::pushpin_packaged_limits(), systems::TUNED_MESSAGE_RATE, systems::TUNED_MESSAGE_HWM)),
     ]

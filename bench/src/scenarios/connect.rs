@@ -42,11 +42,31 @@ pub async fn run(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<ConnectResult> {
+    run_with(sys, transport, n, concurrency, |id, i| tokens::mint(secret, id, i)).await
+}
+
+/// As [`run`], every token signed RS256 with the committed RSA fixture (the system
+/// must verify with its public key).
+pub async fn run_rs256(sys: &Running, n: usize, concurrency: usize) -> anyhow::Result<ConnectResult> {
+    let key = tokens::rsa_key();
+    run_with(sys, Transport::Ws, n, concurrency, |id, i| {
+        tokens::mint_rs256(&key, id, i)
+    })
+    .await
+}
+
+async fn run_with(
+    sys: &Running,
+    transport: Transport,
+    n: usize,
+    concurrency: usize,
+    mint: impl Fn(&str, u64) -> String,
+) -> anyhow::Result<ConnectResult> {
     let targets: Arc<Vec<_>> = Arc::new(
         (0..n)
             .map(|i| {
                 let id = identity(i % IDENTITIES);
-                sys.target(transport, &id, &tokens::mint(secret, &id, i as u64))
+                sys.target(transport, &id, &mint(&id, i as u64))
             })
             .collect(),
     );

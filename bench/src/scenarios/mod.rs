@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod fanout;
 pub mod idle;
+pub mod session;
 
 use crate::clients::{self, Sink, Transport};
 use crate::systems::Running;

@@ -82,6 +82,10 @@ pub struct Env {
     pub api_key: String,
     /// Per-connection queue of streamgate (`relay.client_buffer_size`).
     pub client_buffer: usize,
+    /// streamgate verifies with this public key (PEM path) instead of `secret`.
+    pub jwt_public_key: Option<PathBuf>,
+    /// streamgate serves the session proxy (`session: {enabled: true, auth: redis_token}`).
+    pub session: bool,
 }
 
 /// A started system.
@@ -92,6 +96,8 @@ pub struct Running {
     publisher: Publisher,
     http: reqwest::Client,
     metrics_url: Option<String>,
+    /// The private redis-server behind streamgate (Redis broker) or Redis direct.
+    redis_url: Option<String>,
     _origin: Option<origin::Origin>,
     /// Dropped last: the processes (the origin stops first).
     procs: Vec<Proc>,
@@ -129,6 +135,7 @@ impl Running {
                     addr,
                     publisher,
                     metrics_url: Some(format!("http://{addr}/metrics")),
+                    redis_url,
                     http,
                     _origin: None,
                     procs,
@@ -136,12 +143,14 @@ impl Running {
             }
             SystemKind::RedisDirect => {
                 let (proc, addr) = start_redis(env, tag).await?;
-                let publisher = Publisher::redis(&format!("redis://{addr}")).await?;
+                let url = format!("redis://{addr}");
+                let publisher = Publisher::redis(&url).await?;
                 Ok(Self {
                     kind,
                     addr,
                     publisher,
                     metrics_url: None,
+                    redis_url: Some(url),
                     http,
                     _origin: None,
                     procs: vec![proc],
@@ -159,6 +168,7 @@ impl Running {
                         url: publish_url.into(),
                     },
                     metrics_url: None,
+                    redis_url: None,
                     http,
                     _origin: Some(origin),
                     procs: vec![proc],
@@ -183,6 +193,24 @@ impl Running {
 
     pub fn label(&self) -> &'static str {
         self.kind.label()
+    }
+
+    /// Client entry point.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The system's private redis-server, if it has one.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    /// Resident memory of the client-facing process only (streamgate without its
+    /// redis-server: the last process started).
+    pub fn front_rss_kib(&self) -> u64 {
+        self.procs
+            .last()
+            .map_or(0, |p| p.pids().into_iter().map(procs::rss_kib).sum())
     }
 
     pub fn publisher(&self) -> &Publisher {

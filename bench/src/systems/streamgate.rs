@@ -21,14 +21,22 @@ pub async fn start(
         Some(url) => format!("  kind: redis\n  redis:\n    url: \"{url}\"\n"),
         None => "  kind: memory\n".to_string(),
     };
+    let auth = match &env.jwt_public_key {
+        Some(pem) => format!("  jwt_public_key: \"{}\"\n", pem.display()),
+        None => format!("  jwt_secret: \"{}\"\n", env.secret),
+    };
+    let session = if env.session {
+        "session:\n  enabled: true\n  auth: redis_token\n"
+    } else {
+        ""
+    };
     let config = format!(
         "server:\n  host: 127.0.0.1\n  port: {port}\n  shutdown_timeout_seconds: 2\n  api_keys: [\"{key}\"]\n\
-         auth:\n  jwt_secret: \"{secret}\"\n\
-         broker:\n{broker}\
+         auth:\n{auth}\
+         broker:\n{broker}{session}\
          relay:\n  client_buffer_size: {buffer}\n  slow_consumer_policy: drop_newest_message\n\
          logging:\n  level: warn\n",
         key = env.api_key,
-        secret = env.secret,
         buffer = env.client_buffer,
     );
     let path = env.workdir.join(format!("{tag}-streamgate.yaml"));
