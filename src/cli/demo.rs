@@ -15,8 +15,9 @@ pub(super) struct Demo {
 /// environment already configured a key (then it is not a demo).
 pub(super) fn prepare(config: &mut Config) -> Option<Demo> {
     let a = &config.auth;
-    let has_key =
-        a.jwt_secret.is_some() || a.jwt_public_key.is_some() || a.jwks_url.is_some() || a.oidc_issuer.is_some();
+    // An empty value counts as unset, as validation treats it.
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let has_key = set(&a.jwt_secret) || set(&a.jwt_public_key) || set(&a.jwks_url) || set(&a.oidc_issuer);
     if has_key {
         return None;
     }

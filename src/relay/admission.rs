@@ -19,6 +19,24 @@ pub struct Admitted {
     _gauge: ConnectionGauge,
 }
 
+/// What must stay alive while an admitted connection runs: its limit lease and
+/// its place in the connection gauge.
+pub struct AdmissionGuard {
+    _lease: Lease,
+    _gauge: ConnectionGauge,
+}
+
+impl Admitted {
+    /// Splits the admission into what the transport loop uses and what it keeps.
+    pub fn into_parts(self) -> (AuthLifetime, Subscription, AdmissionGuard) {
+        let guard = AdmissionGuard {
+            _lease: self._lease,
+            _gauge: self._gauge,
+        };
+        (self.lifetime, self.subscription, guard)
+    }
+}
+
 /// Checks broker readiness and limits, then subscribes. Refusals are counted.
 /// `refresh_token` (from `X-Refresh-Token`) enables periodic refresh.
 pub async fn admit(

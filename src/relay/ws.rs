@@ -3,7 +3,7 @@
 //! [`Inbound`] that publishes client frames to `{inbound_prefix}:{identity}`.
 
 use super::admission::{admit, Admitted};
-use super::pump::{self, Inbound, PumpSettings, Reply};
+use super::pump::{self, Connection, Inbound, PumpSettings, Reply};
 use super::RelayError;
 use crate::auth::{token_source, Principal};
 use crate::server::{error_response, AppState};
@@ -42,12 +42,14 @@ pub async fn handle(
         .into_response())
 }
 
-async fn run(
+/// Builds the connection and returns the pump's future directly (no wrapper
+/// future, so nothing is stored twice per connection).
+fn run(
     state: Arc<AppState>,
-    mut admitted: Admitted,
-    _tracked: TaskTrackerToken,
+    admitted: Admitted,
+    tracked: TaskTrackerToken,
     socket: axum::extract::ws::WebSocket,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let relay = &state.config.relay;
     let ping = Duration::from_secs(relay.websocket_ping_seconds);
     let settings = PumpSettings {
@@ -57,22 +59,23 @@ async fn run(
         write_timeout: Duration::from_millis(relay.websocket_write_timeout_ms),
         max_message_bytes: relay.max_message_size_bytes,
     };
-    let identity = admitted.lifetime.principal().identity.clone();
+    let (lifetime, subscription, guard) = admitted.into_parts();
+    let identity = lifetime.principal().identity.clone();
     let hello = serde_json::json!({ "event": "connected", "identity": &*identity });
-    let mut inbound = RelayInbound {
+    let inbound = RelayInbound {
         topic: relay.inbound_prefix().map(|p| format!("{p}:{identity}")),
         state: state.clone(),
     };
-    pump::run(
-        socket,
-        Some(Message::Text(hello.to_string().into())),
-        &admitted.subscription,
-        Some(&mut admitted.lifetime),
-        state.shutdown.clone(),
+    let conn = Connection {
+        hello: Some(Message::Text(hello.to_string().into())),
+        subscription,
+        lifetime: Some(lifetime),
+        shutdown: state.shutdown.clone(),
         settings,
-        &mut inbound,
-    )
-    .await;
+        inbound,
+        guard: (guard, tracked),
+    };
+    pump::run(socket, conn)
 }
 
 /// Publishes client frames verbatim to the inbound topic (or drops and counts them).

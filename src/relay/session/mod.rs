@@ -13,7 +13,7 @@ mod inbound;
 
 pub use error::SessionError;
 
-use super::pump::{self, PumpSettings};
+use super::pump::{self, Connection, PumpSettings};
 use crate::auth::{is_valid_identity, token_source};
 use crate::config::SessionConfig;
 use crate::hub::Subscription;
@@ -106,7 +106,14 @@ async fn admit(
 }
 
 impl Session {
-    async fn run(self, state: Arc<AppState>, _tracked: TaskTrackerToken, socket: axum::extract::ws::WebSocket) {
+    /// Builds the connection and returns the pump's future directly (no wrapper
+    /// future, so nothing is stored twice per connection).
+    fn run(
+        self,
+        state: Arc<AppState>,
+        tracked: TaskTrackerToken,
+        socket: axum::extract::ws::WebSocket,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let cfg = &state.config.session;
         let settings = PumpSettings {
             ping_interval: Duration::from_secs(cfg.ping_seconds),
@@ -114,9 +121,17 @@ impl Session {
             write_timeout: Duration::from_millis(state.config.relay.websocket_write_timeout_ms),
             max_message_bytes: cfg.max_message_size_bytes,
         };
-        let mut inbound = inbound::SessionInbound::new(state.clone(), SessionConfig::render(&cfg.up_channel, &self.id));
-        let shutdown = state.shutdown.clone();
-        pump::run(socket, None, &self.subscription, None, shutdown, settings, &mut inbound).await;
+        let inbound = inbound::SessionInbound::new(state.clone(), SessionConfig::render(&cfg.up_channel, &self.id));
+        let conn = Connection {
+            hello: None,
+            subscription: self.subscription,
+            lifetime: None,
+            shutdown: state.shutdown.clone(),
+            settings,
+            inbound,
+            guard: (self._lease, self._gauge, tracked),
+        };
+        pump::run(socket, conn)
     }
 }
 
