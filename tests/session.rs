@@ -820,3 +820,25 @@ async fn wsproxy_integration_scenarios_pass_against_streamgate() {
     assert!(listener.next_payload().await == big, "100 KiB message forwarded");
     drop(server);
 }
+
+#[tokio::test]
+async fn a_session_jwt_with_exp_ends_the_connection_when_it_expires() {
+    let redis = Redis::start().await;
+    let server = TestServer::start(session_config(&redis, SessionAuth::Jwt)).await;
+    server.wait_ready(200).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = now + 2;
+    let token = token_with(serde_json::json!({ "session_id": "s-exp", "iat": now, "exp": exp }));
+    let mut ws = WsClient::connect(&session_url(&server.ws_base, "s-exp"), Some(&token)).await;
+    assert_eq!(ws.next_text().await, r#"{"event":"auth_expired"}"#);
+    let (code, reason) = ws.expect_close().await;
+    assert_eq!((code, reason.as_str()), (1008, "auth expired"));
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(after >= exp, "closed at exp, not before ({after} < {exp})");
+}

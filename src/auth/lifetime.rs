@@ -34,7 +34,8 @@ type RefreshResult = Result<Refreshed, super::ProviderError>;
 pub struct AuthLifetime {
     state: Arc<AppState>,
     principal: Principal,
-    watched: Watched,
+    /// `None` for connections whose tokens are not revocable by subject (sessions).
+    watched: Option<Watched>,
     expiry: Option<Pin<Box<Sleep>>>,
     refresh: Option<Refresh>,
 }
@@ -54,7 +55,7 @@ impl AuthLifetime {
     /// Starts watching `principal` for revocation and schedules expiry and refresh.
     pub fn new(state: &Arc<AppState>, principal: Principal, refresh_token: Option<String>) -> Self {
         let principal = principal.without_claims();
-        let watched = state.revocations.watch(&principal);
+        let watched = Some(state.revocations.watch(&principal));
         let refresh = match (state.verifier.refresh_lead(), refresh_token) {
             (Some(lead), Some(token)) => Some(Refresh {
                 token,
@@ -71,6 +72,20 @@ impl AuthLifetime {
             watched,
             expiry: None,
             refresh,
+        };
+        lifetime.schedule();
+        lifetime
+    }
+
+    /// Only the token's expiry: no revocation watch and no refresh. For session-proxy
+    /// connections, whose `{session_id, iat}` tokens name no subject.
+    pub fn expiry_only(state: &Arc<AppState>, principal: Principal) -> Self {
+        let mut lifetime = Self {
+            state: state.clone(),
+            principal: principal.without_claims(),
+            watched: None,
+            expiry: None,
+            refresh: None,
         };
         lifetime.schedule();
         lifetime
@@ -131,7 +146,7 @@ impl AuthLifetime {
             };
             tokio::select! {
                 biased;
-                _ = self.watched.revoked() => return AuthEvent::Revoked,
+                _ = revoked(self.watched.as_ref()) => return AuthEvent::Revoked,
                 _ = expired => return AuthEvent::Expired,
                 result = pending => {
                     if let Some(exp) = self.finish_refresh(result) {
@@ -165,10 +180,20 @@ impl AuthLifetime {
             refresh.token = rotated;
         }
         let principal = refreshed.principal.without_claims();
-        self.watched.replace(&principal);
+        if let Some(watched) = &self.watched {
+            watched.replace(&principal);
+        }
         self.principal = principal;
         self.schedule();
         Some(self.principal.expires_at.unwrap_or(0))
+    }
+}
+
+/// Resolves when the watched token is revoked; never without a watch.
+async fn revoked(watched: Option<&Watched>) {
+    match watched {
+        Some(watched) => watched.revoked().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,7 +14,7 @@ mod inbound;
 pub use error::SessionError;
 
 use super::pump::{self, Connection, PumpSettings};
-use crate::auth::{is_valid_identity, token_source};
+use crate::auth::{is_valid_identity, token_source, AuthLifetime};
 use crate::config::SessionConfig;
 use crate::hub::Subscription;
 use crate::limits::{Lease, LimitError};
@@ -65,6 +65,8 @@ async fn handle(
 struct Session {
     id: String,
     subscription: Subscription,
+    /// Expiry of a JWT-authenticated session (none for opaque tokens).
+    lifetime: Option<AuthLifetime>,
     _lease: Lease,
     _gauge: SessionGauge,
 }
@@ -84,7 +86,7 @@ async fn admit(
     if !state.broker.is_ready() || state.shutdown.is_cancelled() {
         return Err(SessionError::NotReady);
     }
-    auth::check(state, cfg, session_id, &token).await?;
+    let principal = auth::check(state, cfg, session_id, &token).await?;
     let lease = match state
         .limiter
         .acquire_session(session_id, cfg.max_connections_per_session)
@@ -100,6 +102,7 @@ async fn admit(
     Ok(Session {
         id: session_id.clone(),
         subscription,
+        lifetime: principal.map(|p| AuthLifetime::expiry_only(state, p)),
         _lease: lease,
         _gauge: SessionGauge::open(state),
     })
@@ -125,7 +128,7 @@ impl Session {
         let conn = Connection {
             hello: None,
             subscription: self.subscription,
-            lifetime: None,
+            lifetime: self.lifetime,
             shutdown: state.shutdown.clone(),
             settings,
             inbound,
