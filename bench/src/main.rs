@@ -96,7 +96,7 @@ struct Opts {
     /// Total messages/s of the high-rate run, each way [default: 10000; quick: 2000].
     #[arg(long, global = true)]
     session_rate: Option<f64>,
-    /// Seconds per session run [default: 10; quick: 1].
+    /// Seconds per session run [default: 10; quick: 0.25].
     #[arg(long, global = true)]
     session_seconds: Option<f64>,
     /// Message size in bytes.
@@ -218,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             warm: if q { 20 } else { 100 },
             hot: o.session_hot.unwrap_or(if q { 50 } else { 1000 }).max(1),
             hot_rate: o.session_rate.unwrap_or(if q { 2000.0 } else { 10_000.0 }).max(1.0),
-            duration: Duration::from_secs_f64(o.session_seconds.unwrap_or(if q { 1.0 } else { 10.0 })),
+            duration: Duration::from_secs_f64(o.session_seconds.unwrap_or(if q { 0.25 } else { 10.0 })),
             payload_bytes: o.payload_bytes.max(payload::MIN_SIZE),
             publishers: o.publishers.max(1),
         },
@@ -540,7 +540,7 @@ fn params(plan: &Plan, o: &Opts) -> Vec<(String, String)> {
         ("fanout".into(), format!("{}; {:.0} s of publishing each, {} publisher tasks", cases.join(", "), plan.fanout_time.as_secs_f64(), plan.load.publishers)),
         ("latency".into(), format!("N={} on N identities, {:.0} s measured after a warm-up, rate = ½ × the first fan-out case's maximum of the same system and transport", plan.latency_n, plan.latency_time.as_secs_f64())),
         ("connect".into(), format!("{} WebSocket connections, {} concurrent connectors, one HS256 token each; streamgate (memory broker) again on a fresh instance with `auth.jwt_public_key` (the committed 2048-bit RSA fixture) and one RS256 token each", plan.connect_n, plan.connect_concurrency)),
-        ("session".into(), format!("streamgate (Redis broker) with `session: {{enabled: true, auth: redis_token}}`; S={} sessions (one WS client each) after {} warm-up sessions; {:.0} s per run; high-rate run {:.0} msgs/s over {} sessions; then 1 msg/s per session over all S; each direction separately", plan.session.sessions, plan.session.warm, plan.session.duration.as_secs_f64(), plan.session.hot_rate, plan.session.hot.min(plan.session.sessions))),
+        ("session".into(), format!("streamgate (Redis broker) with `session: {{enabled: true, auth: redis_token}}`; S={} sessions (one WS client each) after {} warm-up sessions; {:.2} s per run; high-rate run {:.0} msgs/s over {} sessions; then 1 msg/s per session over all S; each direction separately", plan.session.sessions, plan.session.warm, plan.session.duration.as_secs_f64(), plan.session.hot_rate, plan.session.hot.min(plan.session.sessions))),
         ("streamgate config".into(), format!("relay.client_buffer_size={}, slow_consumer_policy=drop_newest_message, logging warn, other keys default", o.client_buffer)),
         ("Pushpin".into(), format!("packaged: {}; tuned: message_rate={}, message_hwm={}", systems::pushpin_packaged_limits(), systems::TUNED_MESSAGE_RATE, systems::TUNED_MESSAGE_HWM)),
     ]

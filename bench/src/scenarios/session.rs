@@ -298,13 +298,13 @@ pub async fn run(sys: &Running, plan: &SessionPlan) -> anyhow::Result<SessionRes
     let outcome = async {
         open(&mut tasks, &mut up_tx, 0..plan.warm);
         wait_open(&shared, plan.warm).await?;
-        super::settle(1000, 300).await;
+        super::settle(1000, 100).await;
         let rss_before_kib = sys.front_rss_kib();
         let started = Instant::now();
         open(&mut tasks, &mut up_tx, plan.warm..total);
         wait_open(&shared, total).await?;
         let open_secs = started.elapsed().as_secs_f64();
-        super::settle(2000, 500).await;
+        super::settle(2000, 200).await;
         let rss_after_kib = sys.front_rss_kib();
 
         let up_meter = Meter::new();
