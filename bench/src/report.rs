@@ -393,7 +393,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "streamgate with `session: {{enabled: true, auth: redis_token}}`; the bench SETs `session:{{id}}:auth` in the private redis-server and opens one WebSocket client per session on `/{{agent}}/ws/{{session}}` with `Authorization: Bearer`. S = {} sessions opened in {:.1} s. Down: `PUBLISH session:{{id}}:down` → client; up: client text frame → `session:{{id}}:up` → a bench `PSUBSCRIBE session:*:up`. Latency = receive − send stamp in the payload; lost = sent − received once deliveries stop. Each row is one direction alone at a fixed total rate, round-robin over its sessions.\n",
+            "streamgate with `session: {{enabled: true, auth: redis_token}}`; the bench SETs `session:{{id}}:auth` in the private redis-server and opens one WebSocket client per session on `/{{agent}}/ws/{{session}}` with `Authorization: Bearer`. S = {} sessions opened in {:.1} s. Down: `PUBLISH session:{{id}}:down` → client; up: client text frame → `session:{{id}}:up` → a bench `PSUBSCRIBE session:*:up`. Latency = receive − send stamp in the payload; lost = sent − received once deliveries stop. Each run sends at a fixed total rate, round-robin over its sessions: one direction alone, except the last two rows (1 msg/s per session each way at the same time, the issue's load).\n",
             r.sessions, r.open_secs
         );
         out.push_str("| direction | sessions | target msgs/s | achieved msgs/s | sent | received | lost | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -401,10 +401,11 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} |",
-                if d.up {
-                    "up (client → Redis)"
-                } else {
-                    "down (Redis → client)"
+                match (d.up, d.both) {
+                    (false, false) => "down (Redis → client)",
+                    (true, false) => "up (client → Redis)",
+                    (false, true) => "down, while up runs too",
+                    (true, true) => "up, while down runs too",
                 },
                 int(d.sessions as f64),
                 int(d.target_per_s),

@@ -53,6 +53,8 @@ pub struct SessionPlan {
 #[derive(Debug, Clone)]
 pub struct DirResult {
     pub up: bool,
+    /// Measured while the other direction ran at the same rate.
+    pub both: bool,
     pub sessions: usize,
     pub target_per_s: f64,
     pub achieved_per_s: f64,
@@ -347,6 +349,27 @@ pub async fn run(sys: &Running, plan: &SessionPlan) -> anyhow::Result<SessionRes
                 runs.push(r);
             }
         }
+        // The load: 1 msg/s per session each way, both directions at once.
+        let (k, rate) = (plan.sessions, plan.sessions as f64);
+        shared.down.reset();
+        up_meter.reset();
+        crate::say(
+            crate::systems::SystemKind::StreamgateRedis,
+            &format!("session both ways at once, {k} sessions at {rate:.0} msgs/s each way"),
+        );
+        let tx = &up_tx[plan.warm..];
+        let (mut down, mut up) = tokio::join!(
+            timed(&conn, tx, &shared.down, false, k, rate, plan),
+            timed(&conn, tx, &up_meter, true, k, rate, plan)
+        );
+        down.both = true;
+        up.both = true;
+        crate::say(
+            crate::systems::SystemKind::StreamgateRedis,
+            &format!("  {down:?}\n  {up:?}"),
+        );
+        runs.push(down);
+        runs.push(up);
         subscriber.abort();
         Ok::<_, anyhow::Error>(SessionResult {
             sessions: plan.sessions,
@@ -450,6 +473,7 @@ async fn timed(
     let hist = meter.merged();
     DirResult {
         up,
+        both: false,
         sessions: k,
         target_per_s: rate,
         achieved_per_s: sent as f64 / secs.max(1e-9),
