@@ -88,15 +88,6 @@ async fn probe(server: &TestServer, token: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn failures(server: &TestServer, reason: &str) -> f64 {
-    metric(
-        &server.base,
-        "streamgate_auth_failures_total",
-        &format!("reason=\"{reason}\""),
-    )
-    .await
-}
-
 async fn provider_calls(server: &TestServer, call: &str, result: &str) -> f64 {
     metric(
         &server.base,
@@ -165,7 +156,7 @@ async fn a_rotated_key_is_accepted_without_restart_and_a_removed_one_stops() {
     idp.set_keys(vec![jwk("rsa_b")]);
     eventually_status(&server, &old, 401, "the removed key stops after the cache expires").await;
     assert_eq!(probe(&server, &new).await.0, 200);
-    assert!(failures(&server, "unknown_key").await >= 1.0);
+    assert!(auth_failures(&server, "unknown_key").await >= 1.0);
 }
 
 #[tokio::test]
@@ -206,7 +197,7 @@ async fn a_slow_key_set_fails_closed() {
         (401, invalid())
     );
     assert!(started.elapsed() < Duration::from_secs(3), "bounded by the timeout");
-    assert_eq!(failures(&server, "keys_unavailable").await, 1.0);
+    assert_eq!(auth_failures(&server, "keys_unavailable").await, 1.0);
     eventually("the timeout is counted", || async {
         provider_calls(&server, "jwks", "timeout").await >= 1.0
     })
@@ -222,7 +213,7 @@ async fn a_malformed_key_set_is_refused_and_never_replaces_a_good_one() {
     let token = signed("rsa_a", Algorithm::RS256);
     assert_eq!(probe(&server, &token).await, (401, invalid()));
     assert!(provider_calls(&server, "jwks", "malformed").await >= 1.0);
-    assert_eq!(failures(&server, "keys_unavailable").await, 1.0);
+    assert_eq!(auth_failures(&server, "keys_unavailable").await, 1.0);
 
     // A good set, then garbage again: the good set stays in use.
     idp.set_keys(vec![jwk("rsa_a")]);
@@ -259,7 +250,7 @@ async fn a_flood_of_unknown_kids_costs_the_provider_at_most_one_fetch_per_interv
     let statuses = futures_util::future::join_all(flood).await;
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     assert!(idp.jwks_hits() <= hits_before + 1, "hits: {}", idp.jwks_hits());
-    assert_eq!(failures(&server, "unknown_key").await, 40.0);
+    assert_eq!(auth_failures(&server, "unknown_key").await, 40.0);
 }
 
 #[tokio::test]
@@ -303,7 +294,7 @@ async fn oidc_discovery_finds_the_key_set_and_sets_the_issuer() {
         "iss must be the discovered issuer"
     );
     assert_eq!(idp.discovery_hits(), 1);
-    assert_eq!(failures(&server, "issuer").await, 1.0);
+    assert_eq!(auth_failures(&server, "issuer").await, 1.0);
 }
 
 #[tokio::test]
@@ -374,14 +365,18 @@ async fn remote_verification_answers_decide() {
     for (name, answer, status, reason) in cases {
         idp.set_verify(answer);
         let before = match reason {
-            Some(r) => failures(&server, r).await,
+            Some(r) => auth_failures(&server, r).await,
             None => 0.0,
         };
         let (got, body) = probe(&server, &hs_token("42")).await;
         assert_eq!(got, status, "case {name}: {body}");
         if let Some(reason) = reason {
             assert_eq!(body, invalid(), "case {name}");
-            assert_eq!(failures(&server, reason).await - before, 1.0, "case {name}: counted");
+            assert_eq!(
+                auth_failures(&server, reason).await - before,
+                1.0,
+                "case {name}: counted"
+            );
         }
     }
     assert!(provider_calls(&server, "verify", "timeout").await >= 1.0);
@@ -602,7 +597,7 @@ async fn a_revocation_on_one_node_refuses_the_token_on_another() {
         "issued before the cut"
     );
     assert_eq!(connect(&b, &hs_token("43")).await.0, 200, "other identities unaffected");
-    assert_eq!(failures(&b, "revoked").await, 2.0, "two refusals on node b");
+    assert_eq!(auth_failures(&b, "revoked").await, 2.0, "two refusals on node b");
 
     let listed: Value = reqwest::Client::new()
         .get(format!("{}/admin/revocations?sub=42", b.base))

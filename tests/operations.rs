@@ -127,10 +127,7 @@ async fn ready_answers_200_with_the_broker_connected() {
     assert_eq!(body["broker"], "connected", "{body}");
 
     let redis = Redis::start().await;
-    let mut config = base_config();
-    config.broker.kind = streamgate::config::BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
-    let server = TestServer::start(config).await;
+    let server = TestServer::start(redis_config(&redis)).await;
     server.wait_ready(200).await;
     let (_, body) = get_json(&format!("{}/ready", server.base)).await;
     assert_eq!(body["broker"], "connected", "{body}");

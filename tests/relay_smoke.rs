@@ -27,10 +27,7 @@ async fn sse_receives_connected_then_published_message() {
 #[tokio::test]
 async fn ws_receives_connected_then_redis_published_message() {
     let redis = Redis::start().await;
-    let mut config = base_config();
-    config.broker.kind = streamgate::config::BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
-    let server = TestServer::start(config).await;
+    let server = TestServer::start(redis_config(&redis)).await;
     server.wait_ready(200).await;
     let token = token("42", Duration::from_secs(60));
     let mut ws = WsClient::connect(&format!("{}/ws?token={token}", server.ws_base), None).await;

@@ -8,10 +8,9 @@ mod support;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use streamgate::config::{BrokerKind, Config, SlowConsumerPolicy};
+use streamgate::config::SlowConsumerPolicy;
+use support::raw_ws::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,13 +20,6 @@ const CONNECTED_42: &str = r#"{"event":"connected","identity":"42"}"#;
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn redis_config(redis: &Redis) -> Config {
-    let mut config = base_config();
-    config.broker.kind = BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
-    config
 }
 
 /// Opens `/ws` for `identity` and consumes the `connected` frame.
@@ -53,113 +45,9 @@ async fn ws_connections(server: &TestServer) -> f64 {
     metric(&server.base, "streamgate_relay_connections", r#"transport="websocket""#).await
 }
 
-/// A WebSocket client written by hand on a raw socket: it completes the handshake
-/// and then does only what the test asks (it never answers pings, and it need not
-/// read at all).
-struct RawWs {
-    stream: TcpStream,
-    buffer: Vec<u8>,
-}
-
-/// One server frame: opcode and unmasked payload.
-#[derive(Debug)]
-struct RawFrame {
-    opcode: u8,
-    payload: Vec<u8>,
-}
-
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-
-impl RawWs {
-    /// Connects and upgrades; `recv_buffer` pins the socket's receive buffer (which
-    /// also turns off its autotuning) so a client that never reads fills up fast.
-    async fn connect(server: &TestServer, token: &str, recv_buffer: Option<u32>) -> Self {
-        let addr = server.inner().addr();
-        let socket = TcpSocket::new_v4().unwrap();
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).unwrap();
-        }
-        let mut stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        let request = format!(
-            "GET /ws?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Self {
-            stream,
-            buffer: Vec::new(),
-        };
-        let head = tokio::time::timeout(DEADLINE, async {
-            loop {
-                if let Some(end) = raw.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head: Vec<u8> = raw.buffer.drain(..end + 4).collect();
-                    return String::from_utf8(head).unwrap();
-                }
-                assert!(raw.fill().await, "connection closed during the handshake");
-            }
-        })
-        .await
-        .expect("handshake timed out");
-        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
-        raw
-    }
-
-    /// Reads more bytes; false at EOF or on a reset.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buffer.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next frame, or `None` once the server closed the TCP connection.
-    async fn next_frame(&mut self) -> Option<RawFrame> {
-        tokio::time::timeout(DEADLINE, async {
-            loop {
-                if let Some((frame, used)) = parse_frame(&self.buffer) {
-                    self.buffer.drain(..used);
-                    return Some(frame);
-                }
-                if !self.fill().await {
-                    return None;
-                }
-            }
-        })
-        .await
-        .expect("timed out waiting for a frame or EOF")
-    }
-}
-
-/// Parses one unmasked server frame from the front of `buf`.
-fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
-    let (len, header) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    if buf.len() < header + len {
-        return None;
-    }
-    let frame = RawFrame {
-        opcode: buf[0] & 0x0f,
-        payload: buf[header..header + len].to_vec(),
-    };
-    Some((frame, header + len))
+/// Opens `/ws` for `token` on a hand-written raw client (see [`RawWs`]).
+async fn raw_ws(server: &TestServer, token: &str, recv_buffer: Option<u32>) -> RawWs {
+    RawWs::connect(server.inner().addr(), &format!("/ws?token={token}"), "", recv_buffer).await
 }
 
 #[tokio::test]
@@ -376,7 +264,7 @@ async fn ws_closes_1008_after_two_unanswered_pings() {
     let mut config = base_config();
     config.relay.websocket_ping_seconds = 1;
     let server = TestServer::start(config).await;
-    let mut raw = RawWs::connect(&server, &token("42", HOUR), None).await;
+    let mut raw = raw_ws(&server, &token("42", HOUR), None).await;
     let hello = raw.next_frame().await.expect("connected frame");
     assert_eq!(
         (hello.opcode, hello.payload.as_slice()),
@@ -480,7 +368,7 @@ async fn ws_write_timeout_drops_a_client_that_never_reads() {
     config.relay.client_buffer_size = 4096;
     let server = TestServer::start(config).await;
     // Reads the handshake response, then never reads again.
-    let _raw = RawWs::connect(&server, &token("42", HOUR), Some(4096)).await;
+    let _raw = raw_ws(&server, &token("42", HOUR), Some(4096)).await;
     eventually("websocket gauge at 1", || async {
         ws_connections(&server).await == 1.0
     })

@@ -37,15 +37,6 @@ async fn refused(url: &str, bearer: Option<&str>) -> (u16, serde_json::Value) {
     }
 }
 
-async fn auth_failures(server: &TestServer, reason: &str) -> f64 {
-    metric(
-        &server.base,
-        "streamgate_session_auth_failures_total",
-        &format!("reason=\"{reason}\""),
-    )
-    .await
-}
-
 fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!(r#"{{"{prefix}":{i}}}"#)).collect()
 }
@@ -113,7 +104,7 @@ async fn missing_bearer_header_is_401_even_with_a_valid_query_token() {
         );
         let (status, _) = refused(&format!("{url}?token={valid}"), None).await;
         assert_eq!(status, 401, "{auth:?}: a ?token= query must not count");
-        assert_eq!(auth_failures(&server, "missing").await, 2.0, "{auth:?}");
+        assert_eq!(session_auth_failures(&server, "missing").await, 2.0, "{auth:?}");
     }
 }
 
@@ -134,7 +125,7 @@ async fn jwt_that_is_not_for_this_session_is_403_and_the_reason_is_only_counted(
         ("wsproxy's invalid token", "invalid_token".into(), "malformed"),
     ];
     for (name, bearer, reason) in cases {
-        let before = auth_failures(&server, reason).await;
+        let before = session_auth_failures(&server, reason).await;
         let (status, body) = refused(&url, Some(bearer)).await;
         assert_eq!(status, 403, "case {name}");
         assert_eq!(
@@ -143,7 +134,7 @@ async fn jwt_that_is_not_for_this_session_is_403_and_the_reason_is_only_counted(
             "case {name}: no detail echoed"
         );
         assert_eq!(
-            auth_failures(&server, reason).await,
+            session_auth_failures(&server, reason).await,
             before + 1.0,
             "case {name}: counted as {reason}"
         );
@@ -163,11 +154,15 @@ async fn wrong_or_missing_redis_token_is_403() {
         ("no key for the session", "s-2", "opaque-token-1", "no_session_token"),
     ];
     for (name, session, bearer, reason) in cases {
-        let before = auth_failures(&server, reason).await;
+        let before = session_auth_failures(&server, reason).await;
         let (status, body) = refused(&session_url(&server.ws_base, session), Some(bearer)).await;
         assert_eq!(status, 403, "case {name}");
         assert_eq!(body, serde_json::json!({ "error": "forbidden" }), "case {name}");
-        assert_eq!(auth_failures(&server, reason).await, before + 1.0, "case {name}");
+        assert_eq!(
+            session_auth_failures(&server, reason).await,
+            before + 1.0,
+            "case {name}"
+        );
     }
 }
 
@@ -215,16 +210,7 @@ async fn second_client_over_max_connections_per_session_is_429_until_the_first_l
     };
     first.socket.close(None).await.unwrap();
     eventually("a new client once the first left", || {
-        let url = url.clone();
-        async move {
-            match WsClient::try_connect(&url, Some(&session_jwt("s-1"))).await {
-                WsConnect::Open(_) => true,
-                WsConnect::Refused(status, _) => {
-                    assert_eq!(status, 429);
-                    false
-                }
-            }
-        }
+        ws_admitted(url.clone(), session_jwt("s-1"))
     })
     .await;
 }
@@ -633,7 +619,7 @@ async fn unanswered_ping_closes_the_session_1008() {
     let server = TestServer::start(config).await;
     server.wait_ready(200).await;
     let path = format!("/{AGENT}/ws/s-1");
-    let mut raw = RawSession::connect(server.inner().addr(), &path, &session_jwt("s-1")).await;
+    let mut raw = raw_session(server.inner().addr(), &path, &session_jwt("s-1")).await;
     let started = std::time::Instant::now();
     let first = raw.next_frame().await.expect("a ping");
     assert_eq!(first.opcode, 0x9, "first frame is a ping");

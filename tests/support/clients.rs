@@ -238,3 +238,15 @@ impl WsClient {
         self.socket.send(Message::Binary(data.into())).await.unwrap();
     }
 }
+
+/// Whether a WebSocket upgrade of `url` with `bearer` is admitted now; a refusal
+/// must be 429 (a connection limit), anything else fails the test.
+pub async fn ws_admitted(url: String, bearer: String) -> bool {
+    match WsClient::try_connect(&url, Some(&bearer)).await {
+        WsConnect::Open(_) => true,
+        WsConnect::Refused(status, _) => {
+            assert_eq!(status, 429);
+            false
+        }
+    }
+}

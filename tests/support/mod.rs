@@ -7,14 +7,15 @@
 pub mod clients;
 pub mod idp;
 pub mod process;
+pub mod raw_ws;
 pub mod redis;
 pub mod server;
 pub mod session;
 
-pub use clients::{SseClient, SseEvent, WsClient};
+pub use clients::{ws_admitted, SseClient, SseEvent, WsClient};
 pub use process::{run_cli, BinaryServer, CliOutput};
 pub use redis::Redis;
-pub use server::{base_config, token, token_with, TestServer, API_KEY, SECRET};
+pub use server::{base_config, redis_config, token, token_with, TestServer, API_KEY, SECRET};
 
 use std::future::Future;
 use std::time::Duration;
@@ -74,4 +75,14 @@ pub async fn metric(base: &str, name: &str, labels: &str) -> f64 {
         .filter(|l| labels.is_empty() || l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// One counter of `server`'s `/metrics` for the label `reason="{reason}"`.
+pub async fn metric_by_reason(server: &TestServer, name: &str, reason: &str) -> f64 {
+    metric(&server.base, name, &format!("reason=\"{reason}\"")).await
+}
+
+/// `streamgate_auth_failures_total{reason="{reason}"}` of `server`.
+pub async fn auth_failures(server: &TestServer, reason: &str) -> f64 {
+    metric_by_reason(server, "streamgate_auth_failures_total", reason).await
 }

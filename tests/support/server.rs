@@ -1,7 +1,8 @@
 //! streamgate in-process on port 0, with tokens signed by the test secret.
 
+use super::Redis;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use streamgate::config::Config;
+use streamgate::config::{BrokerKind, Config};
 use streamgate::server::RunningServer;
 
 /// HMAC secret of every test server (≥ 32 bytes).
@@ -18,6 +19,14 @@ pub fn base_config() -> Config {
     c.server.shutdown_timeout_seconds = 5;
     c.auth.jwt_secret = Some(SECRET.into());
     c
+}
+
+/// [`base_config`] with the Redis broker at `redis`.
+pub fn redis_config(redis: &Redis) -> Config {
+    let mut config = base_config();
+    config.broker.kind = BrokerKind::Redis;
+    config.broker.redis.url = redis.url();
+    config
 }
 
 /// A running server; shut down on drop.

@@ -2,20 +2,19 @@
 //! session through Redis the way a wsproxy backend does (SET the auth key,
 //! SUBSCRIBE to the up channel, PUBLISH to the down channel).
 
-use super::{base_config, token_with, Redis, DEADLINE};
+use super::raw_ws::RawWs;
+use super::{metric_by_reason, redis_config, token_with, Redis, TestServer, DEADLINE};
 use futures_util::{Stream, StreamExt};
 use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
-use streamgate::config::{BrokerKind, Config, SessionAuth};
+use streamgate::config::{Config, SessionAuth};
 
 /// Agent id used in session URLs unless a test needs another.
 pub const AGENT: &str = "test-agent";
 
 /// A config with the Redis broker at `redis` and the session proxy on with `auth`.
 pub fn session_config(redis: &Redis, auth: SessionAuth) -> Config {
-    let mut config = base_config();
-    config.broker.kind = BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
+    let mut config = redis_config(redis);
     config.session.enabled = true;
     config.session.auth = auth;
     config
@@ -31,6 +30,11 @@ pub fn session_url(ws_base: &str, session: &str) -> String {
 pub fn session_jwt(session: &str) -> String {
     let iat = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     token_with(serde_json::json!({ "session_id": session, "iat": iat }))
+}
+
+/// `streamgate_session_auth_failures_total{reason="{reason}"}` of `server`.
+pub async fn session_auth_failures(server: &TestServer, reason: &str) -> f64 {
+    metric_by_reason(server, "streamgate_session_auth_failures_total", reason).await
 }
 
 /// `session:{id}:down`.
@@ -162,110 +166,9 @@ impl Listener {
     }
 }
 
-/// A WebSocket client written by hand on a raw socket: it upgrades with a bearer
-/// header and then only reads (it never answers pings), so the server's keepalive
-/// can be watched without a client library answering for it.
-pub struct RawSession {
-    stream: tokio::net::TcpStream,
-    buffer: Vec<u8>,
-}
-
-/// One unmasked server frame.
-#[derive(Debug)]
-pub struct RawFrame {
-    /// 0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong.
-    pub opcode: u8,
-    /// Payload bytes.
-    pub payload: Vec<u8>,
-}
-
-impl RawFrame {
-    /// The close code of a close frame.
-    pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == 0x8 && self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-}
-
-impl RawSession {
-    /// Connects to `addr`, upgrades `path` with `Authorization: Bearer token`.
-    pub async fn connect(addr: std::net::SocketAddr, path: &str, token: &str) -> Self {
-        use tokio::io::AsyncWriteExt;
-        let mut stream = tokio::time::timeout(DEADLINE, tokio::net::TcpStream::connect(addr))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Authorization: Bearer {token}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Self {
-            stream,
-            buffer: Vec::new(),
-        };
-        let head = tokio::time::timeout(DEADLINE, async {
-            loop {
-                if let Some(end) = raw.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head: Vec<u8> = raw.buffer.drain(..end + 4).collect();
-                    return String::from_utf8(head).unwrap();
-                }
-                assert!(raw.fill().await, "connection closed during the handshake");
-            }
-        })
-        .await
-        .expect("handshake timed out");
-        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
-        raw
-    }
-
-    async fn fill(&mut self) -> bool {
-        use tokio::io::AsyncReadExt;
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buffer.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next frame, or `None` once the server closed the TCP connection.
-    pub async fn next_frame(&mut self) -> Option<RawFrame> {
-        tokio::time::timeout(DEADLINE, async {
-            loop {
-                if let Some((frame, used)) = parse_frame(&self.buffer) {
-                    self.buffer.drain(..used);
-                    return Some(frame);
-                }
-                if !self.fill().await {
-                    return None;
-                }
-            }
-        })
-        .await
-        .expect("timed out waiting for a frame or EOF")
-    }
-}
-
-fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
-    let (len, header) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    if buf.len() < header + len {
-        return None;
-    }
-    let frame = RawFrame {
-        opcode: buf[0] & 0x0f,
-        payload: buf[header..header + len].to_vec(),
-    };
-    Some((frame, header + len))
+/// Opens a hand-written raw WebSocket client (see [`RawWs`]) on `path` at `addr`,
+/// upgrading with `Authorization: Bearer token`; it never answers pings, so the
+/// server's keepalive can be watched without a client library answering for it.
+pub async fn raw_session(addr: std::net::SocketAddr, path: &str, token: &str) -> RawWs {
+    RawWs::connect(addr, path, &format!("Authorization: Bearer {token}\r\n"), None).await
 }

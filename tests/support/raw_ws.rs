@@ -1,0 +1,135 @@
+//! A WebSocket client written by hand on a raw socket: it completes the handshake
+//! and then does only what the test asks (it never answers pings, and it need not
+//! read at all), so server behaviour that a client library would hide (keepalive,
+//! a reader that never reads) can be watched.
+
+use super::DEADLINE;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Text frame opcode.
+pub const OP_TEXT: u8 = 0x1;
+/// Close frame opcode.
+pub const OP_CLOSE: u8 = 0x8;
+/// Ping frame opcode.
+pub const OP_PING: u8 = 0x9;
+
+/// A raw WebSocket connection: the socket and the bytes read but not yet parsed.
+pub struct RawWs {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+/// One unmasked server frame.
+#[derive(Debug)]
+pub struct RawFrame {
+    /// 0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong.
+    pub opcode: u8,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == OP_CLOSE && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+impl RawWs {
+    /// Connects to `addr` and upgrades `path`, sending `headers` (each line ending in
+    /// `\r\n`, may be empty) after the WebSocket ones. `recv_buffer` pins the
+    /// socket's receive buffer (which also turns off its autotuning) so a client
+    /// that never reads fills up fast.
+    pub async fn connect(addr: SocketAddr, path: &str, headers: &str, recv_buffer: Option<u32>) -> Self {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             {headers}\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Self {
+            stream,
+            buffer: Vec::new(),
+        };
+        let head = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(end) = raw.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head: Vec<u8> = raw.buffer.drain(..end + 4).collect();
+                    return String::from_utf8(head).unwrap();
+                }
+                assert!(raw.fill().await, "connection closed during the handshake");
+            }
+        })
+        .await
+        .expect("handshake timed out");
+        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
+        raw
+    }
+
+    /// Reads more bytes; false at EOF or on a reset.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next frame, or `None` once the server closed the TCP connection.
+    pub async fn next_frame(&mut self) -> Option<RawFrame> {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some((frame, used)) = parse_frame(&self.buffer) {
+                    self.buffer.drain(..used);
+                    return Some(frame);
+                }
+                if !self.fill().await {
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for a frame or EOF")
+    }
+}
+
+/// Parses one unmasked server frame from the front of `buf`.
+fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
+    let (len, header) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    if buf.len() < header + len {
+        return None;
+    }
+    let frame = RawFrame {
+        opcode: buf[0] & 0x0f,
+        payload: buf[header..header + len].to_vec(),
+    };
+    Some((frame, header + len))
+}
