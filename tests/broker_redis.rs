@@ -6,19 +6,12 @@
 mod support;
 
 use std::time::Duration;
-use streamgate::config::{BrokerKind, Config};
+use streamgate::config::Config;
 use support::clients::WsConnect;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const TTL: Duration = Duration::from_secs(600);
-
-fn redis_config(redis: &Redis) -> Config {
-    let mut config = base_config();
-    config.broker.kind = BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
-    config
-}
 
 /// A node on `redis`, started and ready.
 async fn node(config: Config) -> TestServer {

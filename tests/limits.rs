@@ -6,19 +6,12 @@
 mod support;
 
 use std::time::Duration;
-use streamgate::config::{BrokerKind, Config};
+use streamgate::config::Config;
 use support::clients::WsConnect;
 use support::*;
 
 const TTL: Duration = Duration::from_secs(600);
 const LEASE_SECONDS: u64 = 3;
-
-fn redis_config(redis: &Redis) -> Config {
-    let mut config = base_config();
-    config.broker.kind = BrokerKind::Redis;
-    config.broker.redis.url = redis.url();
-    config
-}
 
 fn per_identity(redis: &Redis, limit: u64) -> Config {
     let mut config = redis_config(redis);
