@@ -201,6 +201,9 @@ async fn second_client_over_max_connections_per_session_is_429_until_the_first_l
     server.wait_ready(200).await;
     let url = session_url(&server.ws_base, "s-1");
     let mut first = connect_jwt(&server, "s-1").await;
+    // The first connection is running (not just upgraded): its lease must hold.
+    Backend::connect(&redis).await.publish_down("s-1", "{}").await;
+    assert_eq!(first.next_text().await, "{}");
     let (status, body) = refused(&url, Some(&session_jwt("s-1"))).await;
     assert_eq!((status, &body["error"]), (429, &"too many connections".into()));
     let WsConnect::Open(_) =

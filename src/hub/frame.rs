@@ -1,8 +1,8 @@
 //! A broker message as it is shared by every recipient.
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::OnceLock;
+use tungstenite::{Message, Utf8Bytes};
 
 /// One published payload with its transport encodings, each built at most once
 /// and shared (cheap `Bytes` clones) by every connection that receives it.

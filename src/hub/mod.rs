@@ -9,7 +9,7 @@ mod frame;
 mod subscription;
 
 pub use frame::{encode_sse, Frame};
-pub use subscription::Subscription;
+pub use subscription::{FrameStream, Subscription};
 
 use crate::config::SlowConsumerPolicy;
 use crate::telemetry::Metrics;
@@ -76,9 +76,11 @@ impl Hub {
         let topic: Arc<str> = topic.into();
         // Lock held only for the map insert; never across an await.
         let mut shard = lock(self.shard(&topic));
+        // Most topics have one subscriber (one connection per identity): a Vec that
+        // starts at capacity 1 instead of the default 4 saves ~70 B per connection.
         shard
             .entry(topic.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(Subscriber { id, tx, policy });
         drop(shard);
         Subscription::new(self.clone(), topic, id, rx)

@@ -3,6 +3,9 @@
 use super::{Frame, Hub};
 use std::sync::Arc;
 
+/// A subscription's queue as a stream of frames.
+pub type FrameStream<'a> = flume::r#async::RecvStream<'a, Arc<Frame>>;
+
 /// The receiving end of one subscriber queue; unsubscribes on drop.
 pub struct Subscription {
     hub: Arc<Hub>,
@@ -20,6 +23,12 @@ impl Subscription {
     /// under `drop_client`).
     pub async fn recv(&self) -> Option<Arc<Frame>> {
         self.rx.recv_async().await.ok()
+    }
+
+    /// The queue as a stream. A connection keeps one across waits: it stays
+    /// registered with the queue instead of registering a waker per frame.
+    pub fn stream(&self) -> FrameStream<'_> {
+        self.rx.stream()
     }
 
     /// A frame that is already queued, without waiting.

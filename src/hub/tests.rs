@@ -65,7 +65,7 @@ async fn dropping_a_subscription_unsubscribes() {
 
 #[test]
 fn non_utf8_payloads_become_binary_frames() {
-    use axum::extract::ws::Message;
+    use tungstenite::Message;
     assert!(matches!(Frame::new(Bytes::from_static(b"text")).ws(), Message::Text(_)));
     assert!(matches!(
         Frame::new(Bytes::from_static(&[0xff, 0xfe])).ws(),

@@ -6,16 +6,16 @@ use super::admission::{admit, Admitted};
 use super::pump::{self, Connection, Inbound, PumpSettings, Reply};
 use super::RelayError;
 use crate::auth::{token_source, Principal};
-use crate::server::{error_response, AppState};
+use crate::server::websocket::{socket_config, Socket, UpgradeRejection, WebSocketUpgrade};
+use crate::server::AppState;
 use crate::telemetry::Transport;
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::task::task_tracker::TaskTrackerToken;
+use tungstenite::Message;
 
 /// Unanswered pings before the connection is closed.
 const MAX_MISSED_PONGS: u32 = 2;
@@ -25,21 +25,17 @@ pub async fn handle(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, UpgradeRejection>,
 ) -> Result<Response, RelayError> {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return Ok(error_response(rejection.status(), "websocket upgrade required")),
+        Err(rejection) => return Ok(rejection.into_response()),
     };
     let refresh_token = token_source::refresh_token(&headers);
     let admitted = admit(&state, principal, refresh_token, Transport::WebSocket).await?;
-    let tracked = state.tracker.token();
-    let upgrade = pump::configure(upgrade, state.config.relay.max_message_size_bytes);
-    Ok(upgrade
-        // No wrapper future: one that captured these and awaited `run` would hold
-        // them twice (measured: ~0.5 KiB per idle connection).
-        .on_upgrade(move |socket| run(state, admitted, tracked, socket))
-        .into_response())
+    let config = socket_config(state.config.relay.max_message_size_bytes);
+    let tracker = state.tracker.clone();
+    Ok(upgrade.accept(&tracker, config, move |socket| run(state, admitted, socket)))
 }
 
 /// Builds the connection and returns the pump's future directly (no wrapper
@@ -47,8 +43,7 @@ pub async fn handle(
 fn run(
     state: Arc<AppState>,
     admitted: Admitted,
-    tracked: TaskTrackerToken,
-    socket: axum::extract::ws::WebSocket,
+    socket: Socket,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let relay = &state.config.relay;
     let ping = Duration::from_secs(relay.websocket_ping_seconds);
@@ -73,7 +68,7 @@ fn run(
         shutdown: state.shutdown.clone(),
         settings,
         inbound,
-        guard: (guard, tracked),
+        guard,
     };
     pump::run(socket, conn)
 }

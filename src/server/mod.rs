@@ -12,6 +12,7 @@ mod listener;
 mod raw_stream;
 mod rewind;
 mod state;
+pub mod websocket;
 
 pub use error::error_response;
 pub use state::AppState;

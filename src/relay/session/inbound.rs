@@ -2,10 +2,10 @@
 
 use crate::relay::pump::{Inbound, Reply};
 use crate::server::AppState;
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 use std::sync::Arc;
+use tungstenite::{Message, Utf8Bytes};
 
 /// The error frame wsproxy sends for a message that is not JSON.
 const INVALID_JSON: &str = r#"{"error":"Invalid JSON format"}"#;

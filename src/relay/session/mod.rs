@@ -18,8 +18,8 @@ use crate::auth::{is_valid_identity, token_source, AuthLifetime};
 use crate::config::SessionConfig;
 use crate::hub::Subscription;
 use crate::limits::{Lease, LimitError};
-use crate::server::{error_response, AppState};
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
+use crate::server::websocket::{socket_config, Socket, UpgradeRejection, WebSocketUpgrade};
+use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,6 @@ use axum::Router;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// The session route at `session.path`.
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -42,7 +41,7 @@ async fn handle(
     State(state): State<Arc<AppState>>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, UpgradeRejection>,
 ) -> Result<Response, SessionError> {
     let result = admit(&state, &params, &headers).await;
     if let Err(e) = &result {
@@ -51,14 +50,11 @@ async fn handle(
     let session = result?;
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return Ok(error_response(rejection.status(), "websocket upgrade required")),
+        Err(rejection) => return Ok(rejection.into_response()),
     };
-    let tracked = state.tracker.token();
-    let upgrade = pump::configure(upgrade, state.config.session.max_message_size_bytes);
-    Ok(upgrade
-        // No wrapper future (it would hold the session twice): `run` owns the token.
-        .on_upgrade(move |socket| session.run(state, tracked, socket))
-        .into_response())
+    let config = socket_config(state.config.session.max_message_size_bytes);
+    let tracker = state.tracker.clone();
+    Ok(upgrade.accept(&tracker, config, move |socket| session.run(state, socket)))
 }
 
 /// An admitted session connection; dropping it undoes the admission.
@@ -111,12 +107,7 @@ async fn admit(
 impl Session {
     /// Builds the connection and returns the pump's future directly (no wrapper
     /// future, so nothing is stored twice per connection).
-    fn run(
-        self,
-        state: Arc<AppState>,
-        tracked: TaskTrackerToken,
-        socket: axum::extract::ws::WebSocket,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn run(self, state: Arc<AppState>, socket: Socket) -> impl std::future::Future<Output = ()> + Send + 'static {
         let cfg = &state.config.session;
         let settings = PumpSettings {
             ping_interval: Duration::from_secs(cfg.ping_seconds),
@@ -132,7 +123,7 @@ impl Session {
             shutdown: state.shutdown.clone(),
             settings,
             inbound,
-            guard: (self._lease, self._gauge, tracked),
+            guard: (self._lease, self._gauge),
         };
         pump::run(socket, conn)
     }
