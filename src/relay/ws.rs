@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tungstenite::Message;
 
 /// Unanswered pings before the connection is closed.
 const MAX_MISSED_PONGS: u32 = 2;
@@ -62,7 +61,7 @@ fn run(
         state: state.clone(),
     };
     let conn = Connection {
-        hello: Some(Message::Text(hello.to_string().into())),
+        hello: Some(hello.to_string().into()),
         subscription,
         lifetime: Some(lifetime),
         shutdown: state.shutdown.clone(),

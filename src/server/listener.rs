@@ -1,14 +1,16 @@
 //! The accept loop.
 //!
 //! Every connection's request head is read here first. A first request for a
-//! streaming route (`GET /events`) is served on the raw socket by
-//! [`super::raw_stream`]: the router still decides everything (CORS, auth, limits,
-//! the response), but the long-lived body is written straight to the socket, so an
-//! idle SSE connection does not keep hyper's per-connection read and header buffers.
-//! Everything else (and any later request on a keep-alive connection) goes to
-//! hyper with the head replayed ([`super::rewind::Rewind`]).
+//! streaming route (`GET /events`) or a WebSocket upgrade (`/ws`, the session path)
+//! is served on the raw socket by [`super::raw_stream`]: the router still decides
+//! everything (CORS, auth, limits, the response), but the long-lived body or the
+//! WebSocket is written straight to the socket, so an idle connection never holds
+//! hyper's per-connection read and header buffers (nor allocates them during the
+//! handshake). Everything else (and any later request on a keep-alive connection)
+//! goes to hyper with the head replayed ([`super::rewind::Rewind`]).
 
 use super::rewind::Rewind;
+use super::websocket::Takeover;
 use super::AppState;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
@@ -78,17 +80,18 @@ impl Connection {
             _ => return,
         };
         if complete {
-            if let Some(request) = self.streaming_request(&head) {
+            if let Some((request, takeover)) = self.streaming_request(&head) {
                 drop(head);
-                super::raw_stream::serve(stream, self.app, request, &self.state).await;
+                super::raw_stream::serve(stream, self.app, request, takeover, &self.state).await;
                 return;
             }
         }
         self.hyper(stream, head.freeze()).await;
     }
 
-    /// The request, when the head is exactly one `GET` of a streaming path.
-    fn streaming_request(&self, head: &[u8]) -> Option<axum::extract::Request> {
+    /// The request, when the head is exactly one `GET` of a streaming path or a
+    /// WebSocket upgrade (with the [`Takeover`] slot put in its extensions).
+    fn streaming_request(&self, head: &[u8]) -> Option<(axum::extract::Request, Option<Takeover>)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         let len = match parsed.parse(head) {
@@ -98,14 +101,23 @@ impl Connection {
         let path = parsed.path?;
         let route = path.split('?').next().unwrap_or(path);
         // Pipelined bytes after the head belong to hyper's keep-alive handling.
-        if len != head.len() || parsed.method? != "GET" || !self.streaming.contains(&route) {
+        if len != head.len() || parsed.method? != "GET" {
+            return None;
+        }
+        let upgrade = is_websocket_upgrade(parsed.headers);
+        if !upgrade && !self.streaming.contains(&route) {
             return None;
         }
         let mut builder = axum::http::Request::builder().method("GET").uri(path);
         for header in parsed.headers.iter() {
             builder = builder.header(header.name, header.value);
         }
-        builder.body(axum::body::Body::empty()).ok()
+        let mut request = builder.body(axum::body::Body::empty()).ok()?;
+        let takeover = upgrade.then(Takeover::default);
+        if let Some(takeover) = &takeover {
+            request.extensions_mut().insert(takeover.clone());
+        }
+        Some((request, takeover))
     }
 
     async fn hyper(self, stream: TcpStream, head: Bytes) {
@@ -129,6 +141,13 @@ impl Connection {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
+}
+
+/// True for a head asking for `Upgrade: websocket`.
+fn is_websocket_upgrade(headers: &[httparse::Header<'_>]) -> bool {
+    headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Reads until the head is complete (`true`), the limit is hit or the head is not

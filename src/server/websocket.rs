@@ -1,12 +1,19 @@
 //! WebSocket upgrades that end on the bare socket.
 //!
 //! The handshake is answered through the router like any request (so auth, limits
-//! and CORS refuse with HTTP statuses before any upgrade), but once hyper hands the
-//! connection over, the socket is taken back out of hyper's `Upgraded` wrapper
-//! (whose boxed IO and leftover read buffer would otherwise live as long as the
-//! connection) and tungstenite runs straight on the `TcpStream`. That is most of
-//! an idle WebSocket's memory: see `shared/notes/connection-memory.md` and
-//! `docs/performance.md`.
+//! and CORS refuse with HTTP statuses before any upgrade), and tungstenite then
+//! runs straight on the `TcpStream`, in one of two ways:
+//! - A connection whose first request is the upgrade never meets hyper: the
+//!   listener serves it on the raw socket ([`super::raw_stream`]) with a
+//!   [`Takeover`] slot in the request, where [`WebSocketUpgrade::accept`] leaves
+//!   the connection's continuation; after writing the `101`, the listener hands
+//!   it the socket. No hyper buffers are allocated for the handshake at all.
+//! - An upgrade later on a keep-alive connection goes through hyper; the socket is
+//!   taken back out of hyper's `Upgraded` wrapper (whose boxed IO and leftover read
+//!   buffer would otherwise live as long as the connection).
+//!
+//! That is most of an idle WebSocket's memory: see
+//! `shared/notes/connection-memory.md` and `docs/performance.md`.
 
 use super::error_response;
 use super::rewind::Rewind;
@@ -17,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -57,10 +65,38 @@ impl IntoResponse for UpgradeRejection {
     }
 }
 
+/// What runs a connection once the listener hands over its socket.
+type Continuation = Box<dyn FnOnce(TcpStream) + Send>;
+
+/// A slot the raw-socket listener puts in a first request's extensions: an
+/// accepted upgrade leaves its continuation here, and the listener calls it with
+/// the socket after writing the `101`.
+#[derive(Clone, Default)]
+pub struct Takeover(Arc<Mutex<Option<Continuation>>>);
+
+impl Takeover {
+    /// The continuation an accepted upgrade left, if any.
+    pub fn take(&self) -> Option<Continuation> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn put(&self, continuation: Continuation) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(continuation);
+    }
+}
+
+/// Who hands the socket over after the `101`.
+enum Handover {
+    /// Our listener, through the request's [`Takeover`] slot.
+    Listener(Takeover),
+    /// hyper, through its upgrade future.
+    Hyper(OnUpgrade),
+}
+
 /// A checked WebSocket handshake request, answered by [`WebSocketUpgrade::accept`].
 pub struct WebSocketUpgrade {
     key: HeaderValue,
-    on_upgrade: OnUpgrade,
+    handover: Handover,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
@@ -81,17 +117,22 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             .get(header::SEC_WEBSOCKET_KEY)
             .cloned()
             .ok_or(UpgradeRejection::MissingKey)?;
-        let on_upgrade = parts
-            .extensions
-            .remove::<OnUpgrade>()
-            .ok_or(UpgradeRejection::NotUpgradable)?;
-        Ok(Self { key, on_upgrade })
+        let handover = match parts.extensions.remove::<Takeover>() {
+            Some(takeover) => Handover::Listener(takeover),
+            None => Handover::Hyper(
+                parts
+                    .extensions
+                    .remove::<OnUpgrade>()
+                    .ok_or(UpgradeRejection::NotUpgradable)?,
+            ),
+        };
+        Ok(Self { key, handover })
     }
 }
 
 impl WebSocketUpgrade {
-    /// Answers `101 Switching Protocols` and, once hyper lets go of the connection,
-    /// spawns `run` (tracked by `tracker`, so shutdown waits for it) on the socket.
+    /// Answers `101 Switching Protocols` and, once the socket is handed over,
+    /// spawns `run` (tracked by `tracker`, so shutdown waits for it) on it.
     ///
     /// `run` gets its own task rather than being awaited inside the upgrade task: a
     /// future that captured `run`'s inputs and then awaited it would keep room for
@@ -103,12 +144,22 @@ impl WebSocketUpgrade {
     {
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let runner = tracker.clone();
-        let on_upgrade = self.on_upgrade;
-        tracker.spawn(async move {
-            if let Some(socket) = take_socket(on_upgrade, config).await {
-                runner.spawn(run(socket));
+        match self.handover {
+            Handover::Listener(takeover) => takeover.put(Box::new(move |stream| {
+                let tracker = runner.clone();
+                runner.spawn(async move {
+                    let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+                    tracker.spawn(run(socket));
+                });
+            })),
+            Handover::Hyper(on_upgrade) => {
+                tracker.spawn(async move {
+                    if let Some(socket) = take_socket(on_upgrade, config).await {
+                        runner.spawn(run(socket));
+                    }
+                });
             }
-        });
+        }
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

@@ -14,6 +14,18 @@ pub const OP_TEXT: u8 = 0x1;
 pub const OP_CLOSE: u8 = 0x8;
 /// Ping frame opcode.
 pub const OP_PING: u8 = 0x9;
+/// Pong frame opcode.
+pub const OP_PONG: u8 = 0xA;
+
+/// A masked client frame with a payload under 126 bytes (fixed mask key).
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "short frames only");
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
 
 /// A raw WebSocket connection: the socket and the bytes read but not yet parsed.
 pub struct RawWs {
@@ -53,16 +65,25 @@ impl RawWs {
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();
         }
-        let mut stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
+        let stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
             .await
             .expect("connect timed out")
             .expect("connect");
-        let request = format!(
+        Self::upgrade_on(stream, path, headers, &[]).await
+    }
+
+    /// Upgrades `path` on an open connection (which may have served requests
+    /// before), sending `trailing` in the same write right after the request head.
+    pub async fn upgrade_on(mut stream: TcpStream, path: &str, headers: &str, trailing: &[u8]) -> Self {
+        let addr = stream.peer_addr().unwrap();
+        let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
              {headers}\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        )
+        .into_bytes();
+        request.extend_from_slice(trailing);
+        stream.write_all(&request).await.unwrap();
         let mut raw = Self {
             stream,
             buffer: Vec::new(),

@@ -9,18 +9,19 @@
 //!   what every iteration needs inline: one timer (keepalive) and the frame batch
 //!   write. Rare work (a client message, a credential event, a ping) runs boxed,
 //!   allocated only when it happens; a write deadline is armed only when a write
-//!   has to wait ([`within`]).
+//!   has to wait ([`Within`]).
 
 use super::keepalive::{Due, Keepalive};
 use super::{Ending, Inbound, PumpSettings, Reply};
 use crate::auth::{AuthEvent, AuthLifetime};
-use crate::hub::{FrameStream, Subscription};
+use crate::hub::{Frame, FrameStream, Subscription};
 use crate::server::websocket::Socket;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -112,7 +113,7 @@ impl<'a> Pump<'a> {
                     };
                 }
                 frame = frames.next() => match frame {
-                    Some(frame) => match self.write_batch(frame.ws()).await {
+                    Some(frame) => match self.write_batch(frame).await {
                         Ok(count) => {
                             inbound.delivered(count);
                             None
@@ -197,50 +198,71 @@ impl<'a> Pump<'a> {
 
     /// Sends one message, failing past the write timeout.
     async fn write(&mut self, msg: Message) -> Result<(), ()> {
-        within(self.settings.write_timeout, self.socket.send(msg)).await
+        Within::new(self.settings.write_timeout, self.socket.send(msg)).await
     }
 
     /// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`]),
-    /// then flushes once, all within one write timeout. A poll function rather
-    /// than `feed`/`flush` futures: it holds one message and a count, which keeps
-    /// the connection's future small.
-    async fn write_batch(&mut self, first: Message) -> Result<usize, ()> {
+    /// then flushes once, all within one write timeout. A poll function over
+    /// shared frames rather than `feed`/`flush` futures over messages: this future
+    /// is part of every connection's state, and it holds two references, one
+    /// frame pointer and a count.
+    fn write_batch(&mut self, first: Arc<Frame>) -> Within<impl Future<Output = WriteResult<usize>> + Unpin + '_> {
         let (socket, subscription) = (&mut *self.socket, self.subscription);
         let mut next = Some(first);
         let mut count = 0;
         let batch = std::future::poll_fn(move |cx| {
-            while let Some(msg) = next.take() {
+            while let Some(frame) = next.take() {
                 if socket.poll_ready_unpin(cx)?.is_pending() {
-                    next = Some(msg);
+                    next = Some(frame);
                     return Poll::Pending;
                 }
-                socket.start_send_unpin(msg)?;
+                socket.start_send_unpin(frame.ws())?;
                 count += 1;
                 if count < MAX_BATCH {
-                    next = subscription.try_recv().map(|frame| frame.ws());
+                    next = subscription.try_recv();
                 }
             }
             socket.poll_flush_unpin(cx).map_ok(|()| count)
         });
-        within(self.settings.write_timeout, batch).await
+        Within::new(self.settings.write_timeout, batch)
     }
 }
 
-/// Runs the write `io` to completion, failing past `timeout`. The first poll
-/// happens without a timer: a socket with room finishes at once (the common
-/// case), and only a write that has to wait arms a (boxed) deadline. No timer in
-/// the connection's state, and none touched per delivered frame.
-async fn within<T>(timeout: Duration, io: impl Future<Output = Result<T, tungstenite::Error>>) -> Result<T, ()> {
-    tokio::pin!(io);
-    let mut deadline: Option<Pin<Box<Sleep>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = io.as_mut().poll(cx) {
+type WriteResult<T> = Result<T, tungstenite::Error>;
+
+/// A write that fails past its timeout. The first poll happens without a timer:
+/// a socket with room finishes at once (the common case), and only a write that
+/// has to wait arms a (boxed) deadline. No timer in the connection's state, and
+/// none touched per delivered frame.
+pub(super) struct Within<F> {
+    io: F,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl<F> Within<F> {
+    fn new(timeout: Duration, io: F) -> Self {
+        Self {
+            io,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl<T, F: Future<Output = WriteResult<T>> + Unpin> Future for Within<F> {
+    type Output = Result<T, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(result) = Pin::new(&mut self.io).poll(cx) {
             return Poll::Ready(result.map_err(drop));
         }
-        let deadline = deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         deadline.as_mut().poll(cx).map(|()| Err(()))
-    })
-    .await
+    }
 }
 
 /// The next credential event, or never for connections without a lifetime.

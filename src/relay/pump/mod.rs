@@ -67,8 +67,9 @@ enum Ending {
 /// these and awaited the pump would hold them twice; measured ~1 KiB per idle
 /// connection).
 pub struct Connection<I, G> {
-    /// First frame to send, if any.
-    pub hello: Option<Message>,
+    /// First (text) frame to send, if any. Text rather than a `Message`: this
+    /// field lives as long as the connection.
+    pub hello: Option<Utf8Bytes>,
     /// The hub queue of outbound frames.
     pub subscription: Subscription,
     /// Credential timeline (expiry, revocation, refresh); `None` for jobs without one.
@@ -103,7 +104,11 @@ pub fn run<I: Inbound, G: Send>(mut socket: Socket, mut conn: Connection<I, G>) 
         let conn = &mut conn;
         let settings = conn.settings;
         if let Some(hello) = conn.hello.take() {
-            let greeted = Box::pin(tokio::time::timeout(settings.write_timeout, socket.send(hello))).await;
+            let greeted = Box::pin(tokio::time::timeout(
+                settings.write_timeout,
+                socket.send(Message::Text(hello)),
+            ))
+            .await;
             if !matches!(greeted, Ok(Ok(()))) {
                 return;
             }
