@@ -157,6 +157,20 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn publish_batch(&self, messages: &[(String, Bytes)]) -> Result<(), BrokerError> {
+        if let [(topic, payload)] = messages {
+            return self.publish(topic, payload.clone()).await;
+        }
+        // One pipeline: one write and one round trip for the whole batch.
+        let mut pipe = ::redis::pipe();
+        for (topic, payload) in messages {
+            pipe.cmd("PUBLISH").arg(topic).arg(payload.as_ref()).ignore();
+        }
+        let pipe = &pipe;
+        self.retrying(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
     async fn acquire(&self, slots: &[Slot], holder: &str, ttl: Duration) -> Result<bool, BrokerError> {
         let mut invocation = self.acquire.prepare_invoke();
         for slot in slots {
