@@ -168,6 +168,24 @@ async fn an_api_publish_batch_on_one_node_reaches_clients_on_another_node_in_ord
 }
 
 #[tokio::test]
+async fn the_subscription_authenticates_with_the_configured_password() {
+    let redis = Redis::start().await;
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("sub-secret")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    let mut config = redis_config(&redis);
+    config.broker.redis.password = Some("sub-secret".into());
+    let server = node(config).await;
+    let mut client = ws(&server, "42").await;
+    assert_eq!(server.publish("42", serde_json::json!("through auth")).await, 202);
+    assert_eq!(client.next_text().await, r#""through auth""#);
+}
+
+#[tokio::test]
 async fn when_redis_goes_away_the_node_is_not_ready_refuses_new_clients_and_keeps_open_ones() {
     let mut redis = Redis::start().await;
     let mut config = redis_config(&redis);

@@ -10,6 +10,7 @@ mod error;
 mod memory;
 mod pattern;
 mod redis;
+mod resp;
 
 #[doc(hidden)]
 pub mod conformance;
