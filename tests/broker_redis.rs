@@ -141,6 +141,51 @@ async fn api_publish_on_one_node_reaches_clients_on_another_node() {
 }
 
 #[tokio::test]
+async fn an_api_publish_batch_on_one_node_reaches_clients_on_another_node_in_order() {
+    let redis = Redis::start().await;
+    let a = node(redis_config(&redis)).await;
+    let b = node(redis_config(&redis)).await;
+    let mut on_b = ws(&b, "42").await;
+    let mut seven_on_b = sse(&b, "7").await;
+
+    let batch = serde_json::json!({ "messages": [
+        { "identity": "42", "data": 1 },
+        { "identity": "7", "data": "seven" },
+        { "identity": "42", "data": 2 },
+    ]});
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/publish", a.base))
+        .bearer_auth(API_KEY)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(body(resp).await, serde_json::json!({ "published": 3 }));
+    assert_eq!(on_b.next_text().await, "1");
+    assert_eq!(on_b.next_text().await, "2");
+    assert_eq!(next_message(&mut seven_on_b).await, r#""seven""#);
+}
+
+#[tokio::test]
+async fn the_subscription_authenticates_with_the_configured_password() {
+    let redis = Redis::start().await;
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("sub-secret")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    let mut config = redis_config(&redis);
+    config.broker.redis.password = Some("sub-secret".into());
+    let server = node(config).await;
+    let mut client = ws(&server, "42").await;
+    assert_eq!(server.publish("42", serde_json::json!("through auth")).await, 202);
+    assert_eq!(client.next_text().await, r#""through auth""#);
+}
+
+#[tokio::test]
 async fn when_redis_goes_away_the_node_is_not_ready_refuses_new_clients_and_keeps_open_ones() {
     let mut redis = Redis::start().await;
     let mut config = redis_config(&redis);

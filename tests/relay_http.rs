@@ -514,6 +514,109 @@ async fn api_publish_data_reaches_clients_verbatim() {
     }
 }
 
+#[tokio::test]
+async fn api_publish_batch_delivers_every_message_in_order_with_202() {
+    let server = TestServer::start(base_config()).await;
+    let mut sse_42 = SseClient::connect(&format!("{}/events", server.base), Some(&token("42", HOUR))).await;
+    assert_eq!(sse_42.next_event().await.unwrap().event, "connected");
+    let mut ws_7 = WsClient::connect(&format!("{}/ws", server.ws_base), Some(&token("7", HOUR))).await;
+    ws_7.next_text().await;
+    let body = r#"{"messages":[
+        {"identity":"42","data":{"n":1}},
+        {"identity":"7","data":"seven"},
+        {"channel":"room-1","data":"to a channel"},
+        {"identity":"42","data":null},
+        {"identity":"42","data": [1, 2.50]}
+    ]}"#;
+    assert_eq!(
+        post_publish(&server, Some(API_KEY), body).await,
+        (202, json!({ "published": 5 }))
+    );
+    for expected in [r#"{"n":1}"#, "null", "[1, 2.50]"] {
+        let ev = sse_42.next_non_heartbeat().await.unwrap();
+        assert_eq!((ev.event.as_str(), ev.data.as_str()), ("message", expected));
+    }
+    assert_eq!(ws_7.next_text().await, r#""seven""#);
+    // The single form still answers `true`, not a count.
+    assert_eq!(
+        post_publish(&server, Some(API_KEY), r#"{"identity":"7","data":1}"#).await,
+        (202, json!({ "published": true }))
+    );
+    assert_eq!(ws_7.next_text().await, "1");
+}
+
+#[tokio::test]
+async fn api_publish_batch_with_a_bad_entry_is_refused_whole() {
+    let too_many = format!(
+        r#"{{"messages":[{}]}}"#,
+        vec![r#"{"identity":"42","data":1}"#; 1001].join(",")
+    );
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        (
+            "empty batch",
+            r#"{"messages":[]}"#.into(),
+            Some("messages must hold 1 to 1000 entries"),
+        ),
+        (
+            "over 1000 entries",
+            too_many,
+            Some("messages must hold 1 to 1000 entries"),
+        ),
+        (
+            "messages not an array",
+            r#"{"messages":{"identity":"42","data":1}}"#.into(),
+            None,
+        ),
+        ("messages null", r#"{"messages":null}"#.into(), None),
+        (
+            "bad identity in the second entry",
+            r#"{"messages":[{"identity":"42","data":1},{"identity":"a:b","data":2}]}"#.into(),
+            Some("messages[1]: identity must match ^[A-Za-z0-9._-]{1,128}$"),
+        ),
+        (
+            "entry with both identity and channel",
+            r#"{"messages":[{"identity":"42","channel":"c","data":1}]}"#.into(),
+            Some("messages[0]: give exactly one of identity or channel"),
+        ),
+        (
+            "entry without data",
+            r#"{"messages":[{"identity":"42","data":1},{"identity":"42"}]}"#.into(),
+            None,
+        ),
+        (
+            "entry with an unknown field",
+            r#"{"messages":[{"identity":"42","data":1,"x":1}]}"#.into(),
+            None,
+        ),
+        ("entry not an object", r#"{"messages":[42]}"#.into(), None),
+        (
+            "identity beside messages",
+            r#"{"identity":"42","messages":[{"identity":"42","data":1}]}"#.into(),
+            Some("a batch has only messages (no identity, channel or data beside it)"),
+        ),
+        (
+            "data beside messages",
+            r#"{"data":1,"messages":[{"identity":"42","data":1}]}"#.into(),
+            Some("a batch has only messages (no identity, channel or data beside it)"),
+        ),
+    ];
+    let server = TestServer::start(base_config()).await;
+    let mut sse = SseClient::connect(&format!("{}/events", server.base), Some(&token("42", HOUR))).await;
+    assert_eq!(sse.next_event().await.unwrap().event, "connected");
+    for (name, body, error) in &cases {
+        let (status, got) = post_publish(&server, Some(API_KEY), body).await;
+        assert_eq!(status, 400, "case {name}: body {got}");
+        let text = got["error"].as_str().unwrap_or_default();
+        match error {
+            Some(expected) => assert_eq!(text, *expected, "case {name}"),
+            None => assert!(!text.is_empty(), "case {name}: error text in {got}"),
+        }
+    }
+    // No entry of a refused batch was published, not even the good ones before the bad one.
+    assert_eq!(server.publish("42", json!("marker")).await, 202);
+    assert_eq!(sse.next_non_heartbeat().await.unwrap().data, r#""marker""#);
+}
+
 // === GET /stats ===
 
 async fn get_stats(server: &TestServer, identity: &str) -> (u16, Value) {

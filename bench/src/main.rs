@@ -105,6 +105,12 @@ struct Opts {
     /// Concurrent publisher tasks.
     #[arg(long, global = true, default_value_t = 32)]
     publishers: usize,
+    /// Fan-out: messages per publish call, for every system in its own batch form
+    /// (Redis: a pipeline of PUBLISH; streamgate: `POST /api/publish` `{"messages":[…]}`;
+    /// Pushpin: `/publish/` `{"items":[…]}`), capped so all publishers' batches fit
+    /// in a quarter of the delivery window. 1 = one message per call.
+    #[arg(long, global = true, default_value_t = 32)]
+    publish_batch: usize,
     /// streamgate `relay.client_buffer_size` (its default is 64).
     #[arg(long, global = true, default_value_t = 64)]
     client_buffer: usize,
@@ -226,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             secret: "streamgate-bench-hs256-secret-0123456789abcdef".into(),
             payload_bytes: o.payload_bytes.max(payload::MIN_SIZE),
             publishers: o.publishers.max(1),
+            batch: o.publish_batch.max(1),
         },
     };
     let streamgate_bin = match &o.streamgate_bin {
@@ -537,7 +544,7 @@ fn params(plan: &Plan, o: &Opts) -> Vec<(String, String)> {
         ("Mode".into(), if o.quick { "--quick (smoke check: tiny N, not a measurement)".into() } else { "full".into() }),
         ("Message size".into(), format!("{} bytes", plan.load.payload_bytes)),
         ("idle".into(), format!("N={} per transport after 100 warm-up connections", plan.idle_n)),
-        ("fanout".into(), format!("{}; {:.0} s of publishing each, {} publisher tasks", cases.join(", "), plan.fanout_time.as_secs_f64(), plan.load.publishers)),
+        ("fanout".into(), format!("{}; {:.0} s of publishing each, {} publisher tasks, up to {} messages per publish call", cases.join(", "), plan.fanout_time.as_secs_f64(), plan.load.publishers, plan.load.batch)),
         ("latency".into(), format!("N={} on N identities, {:.0} s measured after a warm-up, rate = ½ × the first fan-out case's maximum of the same system and transport", plan.latency_n, plan.latency_time.as_secs_f64())),
         ("connect".into(), format!("{} WebSocket connections, {} concurrent connectors, one HS256 token each; streamgate (memory broker) again on a fresh instance with `auth.jwt_public_key` (the committed 2048-bit RSA fixture) and one RS256 token each", plan.connect_n, plan.connect_concurrency)),
         ("session".into(), format!("streamgate (Redis broker) with `session: {{enabled: true, auth: redis_token}}`; S={} sessions (one WS client each) after {} warm-up sessions; {:.2} s per run; high-rate run {:.0} msgs/s over {} sessions; then 1 msg/s per session over all S; each direction alone, then both at once at 1 msg/s per session each way", plan.session.sessions, plan.session.warm, plan.session.duration.as_secs_f64(), plan.session.hot_rate, plan.session.hot.min(plan.session.sessions))),

@@ -759,10 +759,16 @@ const METHOD_NOTES: &str = "\
   source address in 127.0.0.2–251.
 - Payload: a JSON object of the configured size whose first field is the send time in \
   nanoseconds on the generator's monotonic clock (the generator both publishes and receives).
-- Publishing: streamgate (memory broker) through `POST /api/publish` with its API key; \
-  streamgate (Redis broker) and Redis direct through `PUBLISH` on a pipelining connection; \
-  Pushpin through its HTTP publish endpoint, one item per request with `ws-message` and \
-  `http-stream` formats. Publisher tasks run concurrently.
+- Publishing: streamgate (memory broker) through `POST /api/publish` with its API key and \
+  Pushpin through its HTTP publish endpoint (items with `ws-message` and `http-stream` \
+  formats), both with hyper's HTTP/1.1 client on one keep-alive connection per publisher \
+  task; streamgate (Redis broker) and Redis direct through `PUBLISH` on one multiplexed \
+  connection (which pipelines the concurrent tasks' commands). Publisher tasks run \
+  concurrently. In fan-out, each publish call carries up to the parameters' *messages per \
+  publish call* in each system's own batch form: a pipeline of `PUBLISH` for Redis, \
+  `{\"messages\":[…]}` for streamgate, `{\"items\":[…]}` for Pushpin (capped so all \
+  publishers' batches fit in a quarter of the delivery window: fewer per call when a message has \
+  many recipients). Latency runs publish one message per call.
 - Pushpin runs with the bench's own pushpin.conf (the packaged one with its services set to \
   `condure,zurl,pushpin-proxy,pushpin-handler` and zurl's sockets under the bench's rundir, \
   because the packaged internal config points at a system zurl that is not running). Its \

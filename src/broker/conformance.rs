@@ -111,11 +111,21 @@ async fn delivery(broker: &dyn Broker, mut rx: mpsc::UnboundedReceiver<(String, 
     );
 }
 
-/// Publishes from one caller arrive in order.
+/// Publishes from one caller arrive in order, batches included (unmatched
+/// topics in a batch are skipped).
 async fn order(broker: &dyn Broker, mut rx: mpsc::UnboundedReceiver<(String, Bytes)>) {
-    for i in 0..200 {
+    for i in 0..100 {
         broker.publish("streams:o", Bytes::from(i.to_string())).await.unwrap();
     }
+    let batch: Vec<(String, Bytes)> = (100..200)
+        .flat_map(|i| {
+            [
+                ("streams:o".to_string(), Bytes::from(i.to_string())),
+                ("inbound:o".to_string(), Bytes::from_static(b"not subscribed")),
+            ]
+        })
+        .collect();
+    broker.publish_batch(&batch).await.unwrap();
     for i in 0..200 {
         assert_eq!(
             next(&mut rx).await.1,

@@ -9,6 +9,9 @@ pub enum BrokerError {
     /// Redis answered with an error or the connection broke.
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// The subscription connection failed or Redis sent something unexpected on it.
+    #[error("redis subscription: {0}")]
+    Subscription(String),
     /// The configuration could not be used (bad URL).
     #[error("broker config: {0}")]
     Config(String),

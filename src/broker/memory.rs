@@ -33,6 +33,13 @@ impl MemoryBroker {
         }
     }
 
+    /// Hands `payload` to the sink when `topic` matches the subscription.
+    fn deliver(&self, topic: &str, payload: Bytes) {
+        if self.patterns.iter().any(|p| glob_match(p, topic)) {
+            (self.sink)(topic, payload);
+        }
+    }
+
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -53,8 +60,14 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
-        if self.patterns.iter().any(|p| glob_match(p, topic)) {
-            (self.sink)(topic, payload);
+        self.deliver(topic, payload);
+        Ok(())
+    }
+
+    async fn publish_batch(&self, messages: &[(String, Bytes)]) -> Result<(), BrokerError> {
+        // One call for the batch: no boxed `publish` future per message.
+        for (topic, payload) in messages {
+            self.deliver(topic, payload.clone());
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ mod error;
 mod memory;
 mod pattern;
 mod redis;
+mod resp;
 
 #[doc(hidden)]
 pub mod conformance;
@@ -51,6 +52,15 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Publishes `payload` on `topic` to every node.
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError>;
+
+    /// Publishes each `(topic, payload)` in order. Stops at the first error, so a
+    /// failure may leave the messages before it published.
+    async fn publish_batch(&self, messages: &[(String, Bytes)]) -> Result<(), BrokerError> {
+        for (topic, payload) in messages {
+            self.publish(topic, payload.clone()).await?;
+        }
+        Ok(())
+    }
 
     /// Takes one lease named `holder` on every slot, all or nothing. `Ok(false)` when
     /// any slot is full. Leases expire after `ttl` unless refreshed, so a node that

@@ -1,16 +1,25 @@
 //! The Redis broker: one pattern subscription per node, a shared multiplexed
 //! connection for publishes and leases, reconnection with capped backoff.
+//!
+//! The subscription is the hot path (every message of every client crosses it), so
+//! on plain TCP it is read directly: one task reads the socket, parses the pushes
+//! with [`super::resp`] and hands each to the sink. TLS and Unix-socket URLs use the
+//! redis crate's pub/sub connection instead.
 
+use super::resp::{self, Item, Reply};
 use super::{Broker, BrokerError, Sink, Slot};
 use crate::config::RedisConfig;
 use crate::telemetry::Metrics;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, IntoConnectionInfo, Script};
+use ::redis::{Client, ConnectionAddr, IntoConnectionInfo, Script};
 use async_trait::async_trait;
 use bytes::Bytes;
+use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +31,10 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Leases refreshed per script call.
 const REFRESH_CHUNK: usize = 500;
+/// Longest wait to connect, authenticate and subscribe.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read from the subscription socket at a time (many pushes per read).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Takes a lease on every key if none is full. A key's expiry only ever grows, so
 /// nodes with different lease lengths never cut each other's leases short. KEYS = slot keys;
@@ -155,6 +168,20 @@ impl Broker for RedisBroker {
         publish.arg(topic).arg(payload.as_ref());
         let _receivers: i64 = self.query_retrying(&publish).await?;
         Ok(())
+    }
+
+    async fn publish_batch(&self, messages: &[(String, Bytes)]) -> Result<(), BrokerError> {
+        if let [(topic, payload)] = messages {
+            return self.publish(topic, payload.clone()).await;
+        }
+        // One pipeline: one write and one round trip for the whole batch.
+        let mut pipe = ::redis::pipe();
+        for (topic, payload) in messages {
+            pipe.cmd("PUBLISH").arg(topic).arg(payload.as_ref()).ignore();
+        }
+        let pipe = &pipe;
+        self.retrying(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
     }
 
     async fn acquire(&self, slots: &[Slot], holder: &str, ttl: Duration) -> Result<bool, BrokerError> {
@@ -320,26 +347,123 @@ impl Subscriber {
 
     /// Connects, subscribes, then forwards messages until the connection ends.
     async fn session(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
-        let mut pubsub = tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
+        match self.client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(host, port) => self.session_tcp(host, *port, backoff, lost_once).await,
+            _ => self.session_pubsub(backoff, lost_once).await,
+        }
+    }
+
+    /// The subscription over a plain TCP socket read by this task itself.
+    async fn session_tcp(
+        &self,
+        host: &str,
+        port: u16,
+        backoff: &mut Duration,
+        lost_once: bool,
+    ) -> Result<(), BrokerError> {
+        let (mut stream, mut buf) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.subscribe_tcp(host, port))
             .await
             .map_err(|_| BrokerError::NotConnected)??;
+        self.live(backoff, lost_once);
+        loop {
+            // Everything complete in the buffer goes out before the next read.
+            let mut at = 0;
+            while let Some((reply, used)) = resp::parse(&buf[at..]).map_err(protocol)? {
+                self.on_push(&buf[at..at + used], reply);
+                at += used;
+            }
+            buf.advance(at);
+            if at > 0 {
+                // Let the connections just handed frames write them before reading
+                // more: without this, tokio's budget lets one poll of this task
+                // dispatch ~128 reads (thousands of messages) while their writers
+                // wait, and their bounded queues overflow.
+                tokio::task::yield_now().await;
+            }
+            buf.reserve(READ_CHUNK);
+            if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
+                return Err(BrokerError::NotConnected);
+            }
+        }
+    }
+
+    /// Connects, authenticates when a password is set and subscribes to every
+    /// pattern; returns the socket and what was read past the confirmations.
+    async fn subscribe_tcp(&self, host: &str, port: u16) -> Result<(TcpStream, BytesMut), BrokerError> {
+        let mut stream = TcpStream::connect((host, port)).await.map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let settings = self.client.get_connection_info().redis_settings();
+        if let Some(password) = settings.password() {
+            let auth = match settings.username() {
+                Some(user) => command(&["AUTH", user, password]),
+                None => command(&["AUTH", password]),
+            };
+            stream.write_all(&auth).await.map_err(io)?;
+            let (reply, text) = read_reply(&mut stream, &mut buf).await?;
+            if !matches!(reply, Reply::Status(_)) {
+                return Err(BrokerError::Subscription(format!("AUTH refused: {text}")));
+            }
+        }
+        let mut subscribe = Vec::new();
         for pattern in &self.patterns {
             // A name without glob characters is a plain channel: SUBSCRIBE keeps the
             // node at exactly one pattern subscription per job.
+            let verb = if pattern.contains(['*', '?', '[']) {
+                "PSUBSCRIBE"
+            } else {
+                "SUBSCRIBE"
+            };
+            subscribe.extend_from_slice(&command(&[verb, pattern]));
+        }
+        stream.write_all(&subscribe).await.map_err(io)?;
+        for _ in &self.patterns {
+            let (reply, text) = read_reply(&mut stream, &mut buf).await?;
+            if !matches!(reply, Reply::Array(_)) {
+                return Err(BrokerError::Subscription(format!("subscribe refused: {text}")));
+            }
+        }
+        Ok((stream, buf))
+    }
+
+    /// Hands a `message` or `pmessage` push (`bytes` is the whole reply) to the sink;
+    /// anything else (a late confirmation, a pong) is ignored.
+    fn on_push(&self, bytes: &[u8], reply: Reply) {
+        let Reply::Array(items) = reply else {
+            return;
+        };
+        let (channel, payload) = match items.as_slice() {
+            [Item::Bulk(Some(kind)), Item::Bulk(Some(channel)), Item::Bulk(Some(payload))]
+                if &bytes[kind.clone()] == b"message" =>
+            {
+                (channel, payload)
+            }
+            [Item::Bulk(Some(kind)), Item::Bulk(Some(_pattern)), Item::Bulk(Some(channel)), Item::Bulk(Some(payload))]
+                if &bytes[kind.clone()] == b"pmessage" =>
+            {
+                (channel, payload)
+            }
+            _ => return,
+        };
+        match std::str::from_utf8(&bytes[channel.clone()]) {
+            Ok(channel) => (self.sink)(channel, Bytes::copy_from_slice(&bytes[payload.clone()])),
+            Err(_) => tracing::debug!("message on a channel name that is not UTF-8 ignored"),
+        }
+    }
+
+    /// The subscription through the redis crate's pub/sub connection (TLS, Unix socket).
+    async fn session_pubsub(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
+        let mut pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| BrokerError::NotConnected)??;
+        for pattern in &self.patterns {
             if pattern.contains(['*', '?', '[']) {
                 pubsub.psubscribe(pattern).await?;
             } else {
                 pubsub.subscribe(pattern).await?;
             }
         }
-        *backoff = MIN_BACKOFF;
-        if lost_once {
-            self.metrics.broker_reconnect();
-            tracing::info!("redis subscription restored");
-        } else {
-            tracing::info!(patterns = ?self.patterns, "redis subscription live");
-        }
-        self.set_ready(true);
+        self.live(backoff, lost_once);
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
@@ -348,8 +472,55 @@ impl Subscriber {
         Err(BrokerError::NotConnected)
     }
 
+    /// The subscription is confirmed: reset the backoff, log, report ready.
+    fn live(&self, backoff: &mut Duration, lost_once: bool) {
+        *backoff = MIN_BACKOFF;
+        if lost_once {
+            self.metrics.broker_reconnect();
+            tracing::info!("redis subscription restored");
+        } else {
+            tracing::info!(patterns = ?self.patterns, "redis subscription live");
+        }
+        self.set_ready(true);
+    }
+
     fn set_ready(&self, up: bool) {
         self.metrics.broker_connected(up);
         self.ready.send_replace(up);
     }
+}
+
+/// A command as a RESP array of bulk strings.
+fn command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads until one whole reply is in `buf`, consumes it, and returns it with a
+/// printable form for error messages.
+async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(Reply, String), BrokerError> {
+    loop {
+        if let Some((reply, used)) = resp::parse(buf).map_err(protocol)? {
+            let text = String::from_utf8_lossy(&buf[..used]).trim_end().to_string();
+            buf.advance(used);
+            return Ok((reply, text));
+        }
+        buf.reserve(READ_CHUNK);
+        if stream.read_buf(buf).await.map_err(io)? == 0 {
+            return Err(BrokerError::NotConnected);
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> BrokerError {
+    BrokerError::Subscription(e.to_string())
+}
+
+fn protocol(e: resp::Invalid) -> BrokerError {
+    BrokerError::Subscription(e.to_string())
 }

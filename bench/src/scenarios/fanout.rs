@@ -6,6 +6,7 @@
 //! connection's share (≤ 32 messages) below the server's per-connection queue. If
 //! nothing arrives for a second while the window is full, the outstanding ones are
 //! written off (they count as lost at the end) so a lossy peer cannot stall the run.
+//! Each publish call carries up to `Load::batch` messages (the system's batch form).
 //!
 //! latency: the same clients, publishers at a fixed rate (half the fan-out maximum),
 //! each delivery's latency = receive time − the send time stamped in the payload.
@@ -32,6 +33,8 @@ pub struct Load {
     pub secret: String,
     pub payload_bytes: usize,
     pub publishers: usize,
+    /// Fan-out: most messages per publish call.
+    pub batch: usize,
 }
 
 /// What one fan-out run measured.
@@ -93,14 +96,24 @@ impl Pace {
     }
 
     async fn publish_one(&self, publisher: &Publisher, recipients: &[u64], size: usize) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = (i % recipients.len() as u64) as usize;
-        let k = recipients[id];
+        self.publish_many(publisher, recipients, size, 1).await;
+    }
+
+    /// Publishes the next `count` messages of the round-robin in one call.
+    async fn publish_many(&self, publisher: &Publisher, recipients: &[u64], size: usize, count: usize) {
+        let first = self.next.fetch_add(count as u64, Ordering::Relaxed);
+        let mut k = 0;
+        let batch: Vec<(String, String)> = (first..first + count as u64)
+            .map(|i| {
+                let id = (i % recipients.len() as u64) as usize;
+                k += recipients[id];
+                (identity(id), payload::make(i, size))
+            })
+            .collect();
         self.published_deliveries.fetch_add(k, Ordering::Relaxed);
-        let body = payload::make(i, size);
-        match publisher.publish(&identity(id), &body).await {
+        match publisher.publish_batch(&batch).await {
             Ok(()) => {
-                self.published_msgs.fetch_add(1, Ordering::Relaxed);
+                self.published_msgs.fetch_add(count as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 self.published_deliveries.fetch_sub(k, Ordering::Relaxed);
@@ -149,6 +162,13 @@ pub async fn run(
     let clients = Clients::open(sys, &load.secret, transport, n, m, false).await?;
     let recipients = Arc::new(clients.recipients());
     let window = MAX_WINDOW.min(PER_CONN_WINDOW * n as u64).max(1);
+    // A batch is published on one credit check: keep all publishers' batches
+    // together within a quarter of the window, so batching does not overrun the
+    // per-connection queues (deliveries are burstier than one message at a time).
+    let mean_recipients = (recipients.iter().sum::<u64>() / recipients.len().max(1) as u64).max(1);
+    let batch = (load.batch as u64)
+        .min(window / (4 * load.publishers as u64 * mean_recipients))
+        .max(1) as usize;
     let pace = Pace::new();
     let pids = sys.pids();
     let drops_before = sys.dropped().await;
@@ -167,7 +187,7 @@ pub async fn run(
                 if Instant::now() >= end {
                     break;
                 }
-                pace.publish_one(&publisher, &recipients, size).await;
+                pace.publish_many(&publisher, &recipients, size, batch).await;
             }
         });
     }

@@ -5,6 +5,7 @@
 //! - Pushpin as packaged, and tuned (`message_rate`/`message_hwm` raised), with the
 //!   bench's own GRIP origin behind it.
 
+mod http_publish;
 mod origin;
 mod pushpin;
 mod streamgate;
@@ -14,10 +15,11 @@ pub use pushpin::{packaged_limits as pushpin_packaged_limits, TUNED_MESSAGE_HWM,
 use crate::clients::{Target, Transport};
 use crate::procs::{self, Proc};
 use anyhow::Context;
+use http_publish::HttpPublisher;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A system the bench can start.
@@ -124,11 +126,11 @@ impl Running {
                 procs.push(proc);
                 let publisher = match &redis_url {
                     Some(url) => Publisher::redis(url).await?,
-                    None => Publisher::Api {
-                        http: http.clone(),
-                        url: format!("http://{addr}/api/publish").into(),
-                        auth: format!("Bearer {}", env.api_key).into(),
-                    },
+                    None => Publisher::Api(HttpPublisher::new(
+                        addr,
+                        "/api/publish",
+                        Some(&format!("Bearer {}", env.api_key)),
+                    )?),
                 };
                 Ok(Self {
                     kind,
@@ -159,14 +161,11 @@ impl Running {
             SystemKind::PushpinPackaged | SystemKind::PushpinTuned => {
                 let origin = origin::Origin::start(&env.secret).await?;
                 let tuned = kind == SystemKind::PushpinTuned;
-                let (proc, addr, publish_url) = pushpin::start(env, tag, origin.addr(), tuned).await?;
+                let (proc, addr, publish_addr) = pushpin::start(env, tag, origin.addr(), tuned).await?;
                 Ok(Self {
                     kind,
                     addr,
-                    publisher: Publisher::Pushpin {
-                        http: http.clone(),
-                        url: publish_url.into(),
-                    },
+                    publisher: Publisher::Pushpin(HttpPublisher::new(publish_addr, "/publish/", None)?),
                     metrics_url: None,
                     redis_url: None,
                     http,
@@ -263,13 +262,9 @@ pub enum Publisher {
     /// `PUBLISH streams:{identity} payload` on a pipelining connection.
     Redis(redis::aio::MultiplexedConnection),
     /// streamgate `POST /api/publish`.
-    Api {
-        http: reqwest::Client,
-        url: Arc<str>,
-        auth: Arc<str>,
-    },
+    Api(HttpPublisher),
     /// Pushpin's HTTP publish endpoint, one item per request.
-    Pushpin { http: reqwest::Client, url: Arc<str> },
+    Pushpin(HttpPublisher),
 }
 
 impl Publisher {
@@ -293,34 +288,71 @@ impl Publisher {
                     .query_async(&mut conn)
                     .await?;
             }
-            Publisher::Api { http, url, auth } => {
+            Publisher::Api(http) => {
                 let body = format!("{{\"identity\":\"{identity}\",\"data\":{payload}}}");
-                let resp = http
-                    .post(&**url)
-                    .header("authorization", &**auth)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(resp.status().as_u16() == 202, "publish answered {}", resp.status());
+                let (status, _) = http.post(body).await?;
+                anyhow::ensure!(status.as_u16() == 202, "publish answered {status}");
             }
-            Publisher::Pushpin { http, url } => {
-                let body = serde_json::json!({ "items": [{
-                    "channel": format!("streams:{identity}"),
-                    "formats": {
-                        "ws-message": { "content": payload },
-                        "http-stream": { "content": format!("event: message\ndata: {payload}\n\n") },
-                    },
-                }]});
-                let resp = http
-                    .post(&**url)
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-                    .send()
-                    .await?;
-                anyhow::ensure!(resp.status().is_success(), "publish answered {}", resp.status());
+            Publisher::Pushpin(http) => {
+                let body = serde_json::json!({ "items": [pushpin_item(identity, payload)] });
+                let (status, _) = http.post(body.to_string()).await?;
+                anyhow::ensure!(status.is_success(), "publish answered {status}");
             }
         }
         Ok(())
     }
+
+    /// Publishes every `(identity, payload)` in one call, in each system's own batch
+    /// form: a Redis pipeline of `PUBLISH`, streamgate's `{"messages":[…]}`, Pushpin's
+    /// `{"items":[…]}`. A batch of one is [`Self::publish`].
+    pub async fn publish_batch(&self, batch: &[(String, String)]) -> anyhow::Result<()> {
+        if let [(identity, payload)] = batch {
+            return self.publish(identity, payload).await;
+        }
+        match self {
+            Publisher::Redis(conn) => {
+                let mut conn = conn.clone();
+                let mut pipe = redis::pipe();
+                for (identity, payload) in batch {
+                    pipe.cmd("PUBLISH")
+                        .arg(format!("streams:{identity}"))
+                        .arg(payload)
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await?;
+            }
+            Publisher::Api(http) => {
+                let mut body =
+                    String::with_capacity(batch.iter().map(|(i, p)| i.len() + p.len() + 32).sum::<usize>() + 16);
+                body.push_str("{\"messages\":[");
+                for (n, (identity, payload)) in batch.iter().enumerate() {
+                    if n > 0 {
+                        body.push(',');
+                    }
+                    let _ = write!(body, "{{\"identity\":\"{identity}\",\"data\":{payload}}}");
+                }
+                body.push_str("]}");
+                let (status, _) = http.post(body).await?;
+                anyhow::ensure!(status.as_u16() == 202, "publish answered {status}");
+            }
+            Publisher::Pushpin(http) => {
+                let items: Vec<_> = batch.iter().map(|(i, p)| pushpin_item(i, p)).collect();
+                let body = serde_json::json!({ "items": items });
+                let (status, _) = http.post(body.to_string()).await?;
+                anyhow::ensure!(status.is_success(), "publish answered {status}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One Pushpin publish item for `identity`'s channel, in both client formats.
+fn pushpin_item(identity: &str, payload: &str) -> serde_json::Value {
+    serde_json::json!({
+        "channel": format!("streams:{identity}"),
+        "formats": {
+            "ws-message": { "content": payload },
+            "http-stream": { "content": format!("event: message\ndata: {payload}\n\n") },
+        },
+    })
 }

@@ -23,13 +23,13 @@ pub const TUNED_MESSAGE_RATE: u64 = 10_000_000;
 pub const TUNED_MESSAGE_HWM: u64 = 10_000_000;
 
 /// Starts Pushpin in front of `origin`; returns the process, the client address
-/// and the publish URL.
+/// and the address of its HTTP publish endpoint (`/publish/`).
 pub async fn start(
     env: &Env,
     tag: &str,
     origin: SocketAddr,
     tuned: bool,
-) -> anyhow::Result<(Proc, SocketAddr, String)> {
+) -> anyhow::Result<(Proc, SocketAddr, SocketAddr)> {
     let dir = env.workdir.join(format!("{tag}-pushpin"));
     let rundir = dir.join("run");
     std::fs::create_dir_all(&rundir)?;
@@ -81,7 +81,7 @@ pub async fn start(
         proc.wait_port(publish, Duration::from_secs(20))
     })?;
     probe(&mut proc, env, addr).await?;
-    Ok((proc, addr, format!("http://{publish}/publish/")))
+    Ok((proc, addr, publish))
 }
 
 /// Opens one SSE stream through Pushpin and the origin (the components connect to
