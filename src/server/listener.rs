@@ -11,6 +11,7 @@
 
 use super::rewind::Rewind;
 use super::websocket::Takeover;
+use super::write_deadline::WriteDeadline;
 use super::AppState;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
@@ -121,7 +122,8 @@ impl Connection {
     }
 
     async fn hyper(self, stream: TcpStream, head: Bytes) {
-        let io = TokioIo::new(Rewind::new(head, stream));
+        let write_timeout = Duration::from_millis(self.state.config.relay.websocket_write_timeout_ms);
+        let io = TokioIo::new(WriteDeadline::new(Rewind::new(head, stream), write_timeout));
         let service = TowerToHyperService::new(self.app);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())

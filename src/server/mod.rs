@@ -13,6 +13,7 @@ mod raw_stream;
 mod rewind;
 mod state;
 pub mod websocket;
+mod write_deadline;
 
 pub use error::error_response;
 pub use state::AppState;

@@ -17,6 +17,7 @@
 
 use super::error_response;
 use super::rewind::Rewind;
+use super::write_deadline::WriteDeadline;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -183,14 +184,14 @@ async fn take_socket(on_upgrade: OnUpgrade, config: WebSocketConfig) -> Option<S
         }
     };
     // The listener serves every hyper connection on this exact IO type.
-    let parts = match upgraded.downcast::<TokioIo<Rewind<TcpStream>>>() {
+    let parts = match upgraded.downcast::<TokioIo<WriteDeadline<Rewind<TcpStream>>>>() {
         Ok(parts) => parts,
         Err(_) => {
             tracing::error!("websocket upgrade on an unexpected transport; connection dropped");
             return None;
         }
     };
-    let (unread, stream) = parts.io.into_inner().into_parts();
+    let (unread, stream) = parts.io.into_inner().into_inner().into_parts();
     let socket = if parts.read_buf.is_empty() && unread.is_empty() {
         WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
     } else {
