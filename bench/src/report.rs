@@ -301,7 +301,7 @@ impl Report {
 
     fn latency_table(&self, out: &mut String) {
         out.push_str("## latency: delivery latency at half of the maximum\n\n");
-        out.push_str("N connections on N identities; publishers at a fixed rate of half the rate the same system and transport reached in the first fan-out case; latency = receive time − send time stamped in the payload (publish call included). Lower is better; ratios compare p99. Where latency reaches seconds the system did not keep up with the fixed rate and a backlog grew through the run.\n\n");
+        out.push_str("N connections on N identities; publishers at a fixed rate of half the rate the same system and transport reached in the first fan-out case, sending the messages due within about 1 ms in one publish call (at most the fan-out batch size; each message is stamped when its call is sent); latency = receive time − send time stamped in the payload (publish call included). Lower is better; ratios compare p99. Where latency reaches seconds the system did not keep up with the fixed rate and a backlog grew through the run.\n\n");
         out.push_str("| system | transport | rate (deliveries/s) | p50 | p99 | p99.9 | max | p99 vs Redis direct | p99 vs Pushpin tuned | lost | drops | server CPU | generator CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for e in &self.latency {
             match &e.outcome {
