@@ -768,7 +768,7 @@ const METHOD_NOTES: &str = "\
   publish call* in each system's own batch form: a pipeline of `PUBLISH` for Redis, \
   `{\"messages\":[…]}` for streamgate, `{\"items\":[…]}` for Pushpin (capped so all \
   publishers' batches fit in a quarter of the delivery window: fewer per call when a message has \
-  many recipients). Latency runs publish one message per call.
+  many recipients). Latency runs publish at a fixed rate, the messages due within about 1 ms in one call (at most the same batch size), each stamped when its call is sent.
 - Pushpin runs with the bench's own pushpin.conf (the packaged one with its services set to \
   `condure,zurl,pushpin-proxy,pushpin-handler` and zurl's sockets under the bench's rundir, \
   because the packaged internal config points at a system zurl that is not running). Its \
