@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use streamgate::config::SlowConsumerPolicy;
+use support::raw_ws::keep_alive_connection;
 use support::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -298,32 +299,14 @@ async fn sse_drop_client_policy_ends_the_stream_of_a_slow_consumer() {
 
 #[tokio::test]
 async fn sse_on_a_keep_alive_connection_is_dropped_when_the_client_stops_reading() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut config = base_config();
     config.relay.websocket_write_timeout_ms = 300;
     config.relay.client_buffer_size = 4096;
     let server = TestServer::start(config).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    // A small receive buffer fills fast once the client stops reading.
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(server.inner().addr()).await.unwrap();
-    // First request: a short one, read whole, so /events is this connection's second
-    // request and is served by hyper rather than the raw-socket path.
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(DEADLINE, async {
-        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n{") || !seen.ends_with(b"}") {
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed after the first response");
-            seen.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("first response");
+    // /events is this connection's second request, so hyper serves it (not the
+    // raw-socket path); the small receive buffer fills fast once the client stops.
+    let mut stream = keep_alive_connection(server.inner().addr(), Some(4096)).await;
     let request = format!("GET /events?token={} HTTP/1.1\r\nHost: test\r\n\r\n", token("42", HOUR));
     stream.write_all(request.as_bytes()).await.unwrap();
     let sse = || metric(&server.base, "streamgate_relay_connections", r#"transport="sse""#);

@@ -408,40 +408,8 @@ async fn ws_answers_a_close_the_client_starts() {
 
 #[tokio::test]
 async fn ws_upgrade_later_on_a_keep_alive_connection_works() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(base_config()).await;
-    let mut stream = tokio::net::TcpStream::connect(server.inner().addr()).await.unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    // Read the whole first response (head plus its content-length body).
-    let mut seen = Vec::new();
-    let first = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed after the first response");
-            seen.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&seen).to_string();
-            let Some(end) = text.find("\r\n\r\n") else { continue };
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_string)
-                })
-                .and_then(|v| v.trim().parse().ok())
-                .expect("content-length");
-            if seen.len() >= end + 4 + length {
-                return text;
-            }
-        }
-    })
-    .await
-    .expect("first response in time");
-    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let stream = keep_alive_connection(server.inner().addr(), None).await;
     let mut raw = RawWs::upgrade_on(stream, &format!("/ws?token={}", token("42", HOUR)), "", &[]).await;
     let hello = raw.next_frame().await.expect("connected frame");
     assert_eq!(

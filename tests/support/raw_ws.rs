@@ -154,3 +154,46 @@ fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     };
     Some((frame, header + len))
 }
+
+/// A connection to `addr` that has already served one whole request (`GET /health`,
+/// read to the end of its body), so the next request on it is a keep-alive request
+/// (served by hyper rather than the listener's first-request fast path).
+/// `recv_buffer` pins the socket's receive buffer (see [`RawWs::connect`]).
+pub async fn keep_alive_connection(addr: SocketAddr, recv_buffer: Option<u32>) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let head = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed after the first response");
+            seen.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            let Some(end) = text.find("\r\n\r\n") else { continue };
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            if seen.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    })
+    .await
+    .expect("first response in time");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream
+}
