@@ -33,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REFRESH_CHUNK: usize = 500;
 /// Longest wait to connect, authenticate and subscribe.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A subscription that stayed up this long resets the reconnect backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 /// Bytes read from the subscription socket at a time (many pushes per read).
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -328,11 +330,18 @@ impl Subscriber {
         let mut backoff = MIN_BACKOFF;
         let mut lost_once = false;
         loop {
+            let started = tokio::time::Instant::now();
             let session = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                result = self.session(&mut backoff, lost_once) => result,
+                result = self.session(lost_once) => result,
             };
             self.set_ready(false);
+            // Only a session that stayed up resets the backoff: one that fails at
+            // once every time (a reply it cannot read, say) must not reconnect in a
+            // tight loop.
+            if started.elapsed() >= STABLE_SESSION {
+                backoff = MIN_BACKOFF;
+            }
             if let Err(e) = session {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "redis subscription lost");
             }
@@ -346,33 +355,31 @@ impl Subscriber {
     }
 
     /// Connects, subscribes, then forwards messages until the connection ends.
-    async fn session(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
+    async fn session(&self, lost_once: bool) -> Result<(), BrokerError> {
         match self.client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(host, port) => self.session_tcp(host, *port, backoff, lost_once).await,
-            _ => self.session_pubsub(backoff, lost_once).await,
+            ConnectionAddr::Tcp(host, port) => self.session_tcp(host, *port, lost_once).await,
+            _ => self.session_pubsub(lost_once).await,
         }
     }
 
     /// The subscription over a plain TCP socket read by this task itself.
-    async fn session_tcp(
-        &self,
-        host: &str,
-        port: u16,
-        backoff: &mut Duration,
-        lost_once: bool,
-    ) -> Result<(), BrokerError> {
+    async fn session_tcp(&self, host: &str, port: u16, lost_once: bool) -> Result<(), BrokerError> {
         let (mut stream, mut buf) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.subscribe_tcp(host, port))
             .await
             .map_err(|_| BrokerError::NotConnected)??;
-        self.live(backoff, lost_once);
+        self.live(lost_once);
         loop {
             // Everything complete in the buffer goes out before the next read.
             let mut at = 0;
             while let Some((reply, used)) = resp::parse(&buf[at..]).map_err(protocol)? {
-                self.on_push(&buf[at..at + used], reply);
+                self.on_push(&buf[at..at + used], reply)?;
                 at += used;
             }
             buf.advance(at);
+            if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+                // One huge message must not keep its buffer for the session's life.
+                buf = BytesMut::with_capacity(READ_CHUNK);
+            }
             if at > 0 {
                 // Let the connections just handed frames write them before reading
                 // more: without this, tokio's budget lets one poll of this task
@@ -400,9 +407,12 @@ impl Subscriber {
                 None => command(&["AUTH", password]),
             };
             stream.write_all(&auth).await.map_err(io)?;
-            let (reply, text) = read_reply(&mut stream, &mut buf).await?;
+            let (reply, bytes) = read_reply(&mut stream, &mut buf).await?;
             if !matches!(reply, Reply::Status(_)) {
-                return Err(BrokerError::Subscription(format!("AUTH refused: {text}")));
+                return Err(BrokerError::Subscription(format!(
+                    "AUTH refused: {}",
+                    printable(&bytes)
+                )));
             }
         }
         let mut subscribe = Vec::new();
@@ -417,20 +427,39 @@ impl Subscriber {
             subscribe.extend_from_slice(&command(&[verb, pattern]));
         }
         stream.write_all(&subscribe).await.map_err(io)?;
-        for _ in &self.patterns {
-            let (reply, text) = read_reply(&mut stream, &mut buf).await?;
-            if !matches!(reply, Reply::Array(_)) {
-                return Err(BrokerError::Subscription(format!("subscribe refused: {text}")));
+        // One confirmation per pattern. A message on a pattern confirmed already can
+        // arrive before the next confirmation (the commands may reach Redis in
+        // separate reads): it is delivered, not mistaken for a confirmation.
+        let mut confirmed = 0;
+        while confirmed < self.patterns.len() {
+            let (reply, bytes) = read_reply(&mut stream, &mut buf).await?;
+            if is_confirmation(&bytes, &reply) {
+                confirmed += 1;
+            } else if matches!(reply, Reply::Array(_)) {
+                self.on_push(&bytes, reply)?;
+            } else {
+                return Err(BrokerError::Subscription(format!(
+                    "subscribe refused: {}",
+                    printable(&bytes)
+                )));
             }
         }
         Ok((stream, buf))
     }
 
     /// Hands a `message` or `pmessage` push (`bytes` is the whole reply) to the sink;
-    /// anything else (a late confirmation, a pong) is ignored.
-    fn on_push(&self, bytes: &[u8], reply: Reply) {
-        let Reply::Array(items) = reply else {
-            return;
+    /// an error reply ends the session (the reader reconnects); anything else (a
+    /// late confirmation, a pong) is ignored.
+    fn on_push(&self, bytes: &[u8], reply: Reply) -> Result<(), BrokerError> {
+        let items = match reply {
+            Reply::Array(items) => items,
+            Reply::Error(_) => {
+                return Err(BrokerError::Subscription(format!(
+                    "error on the subscription: {}",
+                    printable(bytes)
+                )))
+            }
+            _ => return Ok(()),
         };
         let (channel, payload) = match items.as_slice() {
             [Item::Bulk(Some(kind)), Item::Bulk(Some(channel)), Item::Bulk(Some(payload))]
@@ -443,16 +472,17 @@ impl Subscriber {
             {
                 (channel, payload)
             }
-            _ => return,
+            _ => return Ok(()),
         };
         match std::str::from_utf8(&bytes[channel.clone()]) {
             Ok(channel) => (self.sink)(channel, Bytes::copy_from_slice(&bytes[payload.clone()])),
             Err(_) => tracing::debug!("message on a channel name that is not UTF-8 ignored"),
         }
+        Ok(())
     }
 
     /// The subscription through the redis crate's pub/sub connection (TLS, Unix socket).
-    async fn session_pubsub(&self, backoff: &mut Duration, lost_once: bool) -> Result<(), BrokerError> {
+    async fn session_pubsub(&self, lost_once: bool) -> Result<(), BrokerError> {
         let mut pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.client.get_async_pubsub())
             .await
             .map_err(|_| BrokerError::NotConnected)??;
@@ -463,7 +493,7 @@ impl Subscriber {
                 pubsub.subscribe(pattern).await?;
             }
         }
-        self.live(backoff, lost_once);
+        self.live(lost_once);
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
@@ -472,9 +502,8 @@ impl Subscriber {
         Err(BrokerError::NotConnected)
     }
 
-    /// The subscription is confirmed: reset the backoff, log, report ready.
-    fn live(&self, backoff: &mut Duration, lost_once: bool) {
-        *backoff = MIN_BACKOFF;
+    /// The subscription is confirmed: log, report ready.
+    fn live(&self, lost_once: bool) {
         if lost_once {
             self.metrics.broker_reconnect();
             tracing::info!("redis subscription restored");
@@ -501,14 +530,12 @@ fn command(args: &[&str]) -> Vec<u8> {
     out
 }
 
-/// Reads until one whole reply is in `buf`, consumes it, and returns it with a
-/// printable form for error messages.
-async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(Reply, String), BrokerError> {
+/// Reads until one whole reply is in `buf` and takes it out: the reply, and its
+/// bytes (which the reply's ranges index).
+async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(Reply, BytesMut), BrokerError> {
     loop {
         if let Some((reply, used)) = resp::parse(buf).map_err(protocol)? {
-            let text = String::from_utf8_lossy(&buf[..used]).trim_end().to_string();
-            buf.advance(used);
-            return Ok((reply, text));
+            return Ok((reply, buf.split_to(used)));
         }
         buf.reserve(READ_CHUNK);
         if stream.read_buf(buf).await.map_err(io)? == 0 {
@@ -517,10 +544,51 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(Reply
     }
 }
 
+/// A subscribe or unsubscribe confirmation (`["psubscribe", pattern, count]`).
+fn is_confirmation(bytes: &[u8], reply: &Reply) -> bool {
+    let Reply::Array(items) = reply else { return false };
+    match items.first() {
+        Some(Item::Bulk(Some(kind))) => matches!(&bytes[kind.clone()], b"subscribe" | b"psubscribe"),
+        _ => false,
+    }
+}
+
+/// A reply as text for error messages.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim_end().to_string()
+}
+
 fn io(e: std::io::Error) -> BrokerError {
     BrokerError::Subscription(e.to_string())
 }
 
 fn protocol(e: resp::Invalid) -> BrokerError {
     BrokerError::Subscription(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_confirmation, resp};
+
+    #[test]
+    fn only_subscribe_replies_count_as_confirmations() {
+        const CASES: &[(&str, &[u8], bool)] = &[
+            (
+                "psubscribe",
+                b"*3\r\n$10\r\npsubscribe\r\n$9\r\nstreams:*\r\n:1\r\n",
+                true,
+            ),
+            ("subscribe", b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:2\r\n", true),
+            (
+                "a message that arrives before the last confirmation",
+                b"*4\r\n$8\r\npmessage\r\n$9\r\nstreams:*\r\n$10\r\nstreams:42\r\n$2\r\nhi\r\n",
+                false,
+            ),
+            ("status", b"+OK\r\n", false),
+        ];
+        for (name, bytes, expected) in CASES {
+            let (reply, _) = resp::parse(bytes).unwrap().unwrap();
+            assert_eq!(is_confirmation(bytes, &reply), *expected, "case {name}");
+        }
+    }
 }

@@ -25,8 +25,9 @@ impl Subscription {
         self.rx.recv_async().await.ok()
     }
 
-    /// The queue as a stream. A connection keeps one across waits: it stays
-    /// registered with the queue instead of registering a waker per frame.
+    /// The queue as a stream, kept by a connection across waits. (flume still
+    /// re-registers its wait hook after each item it yields; what keeping the
+    /// stream saves is building a receive future per loop iteration.)
     pub fn stream(&self) -> FrameStream<'_> {
         self.rx.stream()
     }

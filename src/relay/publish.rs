@@ -24,7 +24,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH: usize = 1000;
 
 /// The request body: one message (`identity` or `channel`, and `data`) or a batch
-/// (`messages` alone). Fields borrow from the body: no copy until publishing.
+/// (`messages` alone). `data` borrows from the body (`RawValue`); the names are
+/// `Cow`s, which serde fills owned (it borrows only a bare `&str`/`Cow<str>`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PublishBody<'a> {
