@@ -399,6 +399,16 @@ impl Subscriber {
     async fn subscribe_tcp(&self, host: &str, port: u16) -> Result<(TcpStream, BytesMut), BrokerError> {
         let mut stream = TcpStream::connect((host, port)).await.map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
+        // A half-open connection (a partition, a NAT or load-balancer idle timeout)
+        // would leave the node waiting for pushes forever while /ready says yes:
+        // keepalive probes find it within about a minute, and the reader reconnects.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        socket2::SockRef::from(&stream)
+            .set_tcp_keepalive(&keepalive)
+            .map_err(io)?;
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let settings = self.client.get_connection_info().redis_settings();
         if let Some(password) = settings.password() {
